@@ -1,0 +1,81 @@
+"""Our codec, ``codec.encode`` / ``codec.decode``, imported lazily.
+
+Operating points are target rates (``bpp=``); the measured rate is always that
+of the real bytes, and quality that of ``codec.decode`` of those bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from .base import Codec
+
+
+def _source_hash(module) -> str:
+    """SHA-256 over the .py files of a package: a changed codec is re-measured."""
+    root = Path(module.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class InrCodec(Codec):
+    name = "inr"
+    description = "INR codec (this repository): quantized SIREN fitted per image"
+    setting_name = "target_bpp"
+    default_settings = (0.1, 0.25, 0.5, 0.75, 1.5)
+
+    def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
+                 device: str | None = None, seed: int = 0):
+        self.steps, self.time_budget, self.seed = steps, time_budget, seed
+        self.requested_device = device
+        self.device = device or "auto"
+        self._codec = None
+
+    def _module(self):
+        if self._codec is None:
+            import codec
+
+            self._codec = codec
+        return self._codec
+
+    def unavailable(self) -> str | None:
+        try:
+            self._module()
+        except Exception as exc:  # ImportError, or the package failing at import
+            return f"our codec is not importable: {type(exc).__name__}: {exc}"
+        if self.requested_device is None:
+            try:
+                import torch
+
+                self.device = f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
+            except ImportError:  # pragma: no cover
+                pass
+        return None
+
+    def encode(self, img: Image.Image, setting) -> bytes:
+        return self._module().encode(
+            img, bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
+            device=self.requested_device, seed=self.seed, progress=False,
+        )
+
+    def decode(self, data: bytes) -> Image.Image:
+        return self._module().decode(data, device=self.requested_device).convert("RGB")
+
+    def config(self) -> dict:
+        return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed}
+
+    def fingerprint(self) -> dict:
+        mod = self._module()
+        fp = {**self.config(), "codec_version": getattr(mod, "__version__", None), "codec_source": _source_hash(mod)}
+        try:
+            import bitstream
+
+            fp["bitstream_source"] = _source_hash(bitstream)
+        except Exception:
+            pass
+        return fp

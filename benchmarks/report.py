@@ -1,0 +1,132 @@
+"""Results files, the BD-rate table and the RD plot of a results directory."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .bdrate import BDError, bd_psnr, bd_rate, psnr_overlap
+
+#: keys every results file must have (CompressAI's schema plus ours)
+REQUIRED_RESULTS = ("bpp", "psnr", "ms-ssim", "encoding_time", "decoding_time")
+
+
+def validate_result(doc: dict) -> None:
+    """Raise ValueError unless ``doc`` follows the results schema."""
+    for key in ("name", "description", "results", "meta", "per_image"):
+        if key not in doc:
+            raise ValueError(f"results file lacks {key!r}")
+    res = doc["results"]
+    lengths = {k: len(res.get(k, ())) for k in REQUIRED_RESULTS}
+    if any(k not in res for k in REQUIRED_RESULTS):
+        raise ValueError(f"results lack one of {REQUIRED_RESULTS}")
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"results lists differ in length: {lengths}")
+    for k, values in res.items():
+        if not all(isinstance(v, (int, float)) for v in values):
+            raise ValueError(f"results[{k!r}] must be numbers")
+
+
+def load_results(out_dir: Path) -> dict[str, dict]:
+    """Every ``<codec>.json`` results file in ``out_dir``, by name."""
+    docs = {}
+    for path in sorted(out_dir.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+            validate_result(doc)
+        except (ValueError, OSError):
+            continue
+        docs[doc["name"]] = doc
+    return docs
+
+
+def load_anchors(path: Path | None) -> dict[str, dict]:
+    if path is None or not Path(path).exists():
+        return {}
+    return json.loads(Path(path).read_text()).get("codecs", {})
+
+
+def _fmt_range(values, fmt="{:.3g}") -> str:
+    return f"{fmt.format(min(values))}–{fmt.format(max(values))}" if values else "—"
+
+
+def _bd_cells(anchor: dict | None, bpp, psnr) -> list[str]:
+    if anchor is None or not anchor["bpp"]:
+        return ["n/a (no anchor)", "", ""]
+    try:
+        lo, hi = psnr_overlap(anchor["psnr"], psnr)
+        rate = bd_rate(anchor["bpp"], anchor["psnr"], bpp, psnr)
+        dpsnr = bd_psnr(anchor["bpp"], anchor["psnr"], bpp, psnr)
+    except BDError as exc:
+        return [f"n/a ({exc})", "", ""]
+    return [f"{100 * rate:+.1f} %", f"{dpsnr:+.2f} dB", f"{lo:.1f}–{hi:.1f}"]
+
+
+def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anchor_name: str,
+             reductions: dict | None) -> str:
+    """The markdown BD-rate table of every measured codec and published anchor."""
+    anchor_doc = docs.get(anchor_name)
+    anchor = anchor_doc["results"] if anchor_doc else None
+    lines = [
+        f"# BD-rate on `{dataset}` against {anchor_name} (measured here)", "",
+        "BD-rate: average rate difference at equal PSNR (RGB, mean of per-image PSNR vs mean bpp), "
+        "log-rate interpolated with PCHIP and integrated over the PSNR range both curves cover "
+        "(last column). Negative = fewer bits than the anchor. BD-PSNR: average PSNR gain at equal rate.",
+        "",
+    ]
+    if reductions and any(v is not None for k, v in reductions.items() if k in ("limit", "downscale")):
+        lines += [f"Reductions: {json.dumps(reductions)}. Published anchors were measured on the 24 "
+                  "full-resolution Kodak images, so their rows compare different data and are only indicative.", ""]
+    lines += ["| codec | points | bpp range | PSNR range (dB) | BD-rate | BD-PSNR | PSNR overlap (dB) |",
+              "|---|---:|---|---|---:|---:|---|"]
+    for name, doc in docs.items():
+        r = doc["results"]
+        lines.append(f"| {name}: {doc['description']} | {len(r['bpp'])} | {_fmt_range(r['bpp'])} | "
+                     f"{_fmt_range(r['psnr'], '{:.2f}')} | " + " | ".join(_bd_cells(anchor, r["bpp"], r["psnr"])) + " |")
+    if anchors:
+        pub_jpeg = anchors.get("JPEG")
+        lines += ["", "## Published Kodak anchors (`shared/anchors/kodak_published.json`)", "",
+                  f"| codec | points | bpp range | BD-rate vs {anchor_name} here | BD-rate vs published JPEG | source |",
+                  "|---|---:|---|---:|---:|---|"]
+        for name, a in anchors.items():
+            here = _bd_cells(anchor, a["bpp"], a["psnr"])[0]
+            pub = _bd_cells(pub_jpeg, a["bpp"], a["psnr"])[0] if pub_jpeg else "—"
+            lines.append(f"| {name} | {len(a['bpp'])} | {_fmt_range(a['bpp'])} | {here} | {pub} | {a.get('source', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, dict],
+            reductions: dict | None, max_bpp: float = 2.0) -> bool:
+    """PSNR- and MS-SSIM-vs-bpp plot; returns False (with a message) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("rd_plot.png skipped: matplotlib is not installed (pip install 'inr-codec[plot]')", file=sys.stderr)
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
+    for name, doc in docs.items():
+        r = doc["results"]
+        pts = sorted(zip(r["bpp"], r["psnr"], r.get("ms-ssim-db", [None] * len(r["bpp"]))))
+        style = dict(marker="o", lw=2.5 if name == "inr" else 1.5, ms=4, label=name)
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+        if all(p[2] is not None for p in pts):
+            ax2.plot([p[0] for p in pts], [p[2] for p in pts], **style)
+    for name, a in anchors.items():
+        pts = sorted(zip(a["bpp"], a["psnr"]))
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1, alpha=0.7, label=f"{name} (published)")
+    note = ""
+    if reductions and any(reductions.get(k) is not None for k in ("limit", "downscale")):
+        note = f"\nreductions {json.dumps({k: reductions.get(k) for k in ('limit', 'downscale')})}: dashed published curves are full-res Kodak"
+    ax1.set(xlabel="bits per pixel", ylabel="PSNR RGB (dB)", title=f"{dataset}: PSNR{note}", xlim=(0, max_bpp))
+    ax2.set(xlabel="bits per pixel", ylabel="MS-SSIM (dB)", title=f"{dataset}: MS-SSIM", xlim=(0, max_bpp))
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    ax1.legend(fontsize=7, ncol=2)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

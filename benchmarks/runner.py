@@ -1,0 +1,159 @@
+"""Measuring a codec over a set of images and operating points, with an on-disk cache."""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import metrics
+from .codecs.base import Codec
+from .dataset import BenchImage
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Cache:
+    """Per-image, per-operating-point records in a JSONL file, keyed by everything
+    that determines them: codec, its fingerprint (library versions / source hash
+    and options), the setting, the image name and a hash of its reduced pixels."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                    self.records[entry["key"]] = entry["record"]
+                except (ValueError, KeyError):
+                    continue  # a line cut short by an interrupted run
+
+    @staticmethod
+    def key(codec: str, fingerprint: dict, setting, image: BenchImage) -> str:
+        blob = json.dumps({"codec": codec, "fingerprint": fingerprint, "setting": setting,
+                           "image": image.name, "pixels": image.sha256}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def get(self, key: str) -> dict | None:
+        return self.records.get(key)
+
+    def put(self, key: str, record: dict) -> None:
+        self.records[key] = record
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps({"key": key, "record": record}) + "\n")
+
+
+def measure(codec: Codec, setting, image: BenchImage) -> dict:
+    """Encode, decode and score one image at one operating point.
+
+    Rate is that of the returned bytes; quality that of their decoding. Errors
+    are caught and returned in the record's ``error`` field.
+    """
+    w, h = image.size
+    rec = {"image": image.name, "setting": setting, "width": w, "height": h, "device": codec.device,
+           "date": _now()}
+    try:
+        src = image.image()
+        t0 = time.perf_counter()
+        data = codec.encode(src, setting)
+        t1 = time.perf_counter()
+        out = codec.decode(data)
+        t2 = time.perf_counter()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"encode returned {type(data).__name__}, expected bytes")
+        dec = metrics.as_rgb_array(out)
+        if dec.shape != image.pixels.shape:
+            raise ValueError(f"decoded size {dec.shape[1]}x{dec.shape[0]} != original {w}x{h}")
+        mse = metrics.mse(image.pixels, dec)
+        ms = metrics.ms_ssim_details(image.pixels, dec)
+        rec.update({
+            "bytes": len(data), "bpp": 8.0 * len(data) / (w * h),
+            "mse": mse, "psnr": metrics.psnr_from_mse(mse),
+            "ms-ssim": ms["ms_ssim"], "ms-ssim-db": metrics.ms_ssim_db(ms["ms_ssim"]),
+            "ms_ssim_scales": ms["scales"], "ms_ssim_win": ms["win_size"],
+            "encoding_time": t1 - t0, "decoding_time": t2 - t1,
+        })
+        if codec.setting_name == "target_bpp" and rec["bpp"] > float(setting) + 1e-9:
+            rec["warning"] = f"rate {rec['bpp']:.4f} bpp exceeds the target {setting}"
+    except Exception as exc:  # one failed point must not end the benchmark
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+    return rec
+
+
+def run_codec(codec: Codec, settings: Iterable, images: list[BenchImage], cache: Cache, *,
+              fingerprint: dict, retry_errors: bool = False,
+              log: Callable[[str], None] | None = None) -> list[dict]:
+    """All (setting, image) records of one codec, measured or taken from the cache."""
+    settings = list(settings)
+    total, done, records = len(settings) * len(images), 0, []
+    for setting in settings:
+        for image in images:
+            done += 1
+            key = Cache.key(codec.name, fingerprint, setting, image)
+            rec = cache.get(key)
+            cached = rec is not None and not (retry_errors and "error" in rec)
+            if not cached:
+                rec = measure(codec, setting, image)
+                cache.put(key, rec)
+            records.append(rec)
+            if log:
+                log(f"[{codec.name} {done}/{total}] {image.name} {codec.setting_name}={setting}: "
+                    + _summary(rec) + (" (cached)" if cached else ""))
+    return records
+
+
+def _summary(rec: dict) -> str:
+    if "error" in rec:
+        return "ERROR " + rec["error"]
+    s = (f"{rec['bpp']:.4f} bpp, {rec['psnr']:.2f} dB, MS-SSIM {rec['ms-ssim']:.4f}, "
+         f"enc {rec['encoding_time']:.2f} s, dec {rec['decoding_time']:.3f} s")
+    return s + (f" WARNING {rec['warning']}" if "warning" in rec else "")
+
+
+RESULT_KEYS = ("bpp", "psnr", "ms-ssim", "encoding_time", "decoding_time")
+
+
+def aggregate(records: list[dict], settings: list, n_images: int) -> tuple[dict, list, list]:
+    """CompressAI-style ``results`` (one entry per operating point, mean over images).
+
+    An operating point enters the results only if every image succeeded, so all
+    points average the same images. Returns ``(results, settings_kept, failed)``.
+    """
+    keys = RESULT_KEYS + ("psnr_of_mean_mse", "ms-ssim-db", "bytes")
+    results: dict[str, list] = {k: [] for k in keys}
+    kept, failed = [], []
+    for setting in settings:
+        recs = [r for r in records if r["setting"] == setting]
+        errors = [f"{r['image']}: {r['error']}" for r in recs if "error" in r]
+        if errors or len(recs) != n_images:
+            failed.append({"setting": setting, "errors": errors})
+            continue
+        kept.append(setting)
+        for k in RESULT_KEYS + ("ms-ssim-db", "bytes"):
+            results[k].append(float(np.mean([r[k] for r in recs])))
+        results["psnr_of_mean_mse"].append(metrics.psnr_from_mse(float(np.mean([r["mse"] for r in recs]))))
+    return results, kept, failed
+
+
+def finite(x):
+    """JSON-safe: NaN/inf become None."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def stderr_log(quiet: bool) -> Callable[[str], None] | None:
+    if quiet:
+        return None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)

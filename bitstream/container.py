@@ -1,0 +1,78 @@
+"""Framing of an `.inr` file: magic, version, length-prefixed sections and a CRC-32 over all of it."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+from .entropy import decode_tensors, encode_tensors
+from .errors import InrFormatError
+from .header import DEFAULT_MAX_PARAMETERS, Header, pack_header, unpack_header
+
+MAGIC = b"\x89INR"
+VERSION = 1
+_PREFIX = struct.Struct("<4sBH")  # magic, version, header length
+_PAYLOAD_LEN = struct.Struct("<I")
+_CRC = struct.Struct("<I")
+MIN_FILE_SIZE = _PREFIX.size + _PAYLOAD_LEN.size + _CRC.size
+
+
+def write_file(header: Header, symbols: list[np.ndarray]) -> bytes:
+    """Assemble a complete `.inr` file from a header and the quantized integer tensors."""
+    shapes = header.tensor_shapes()
+    for i, (sym, shape) in enumerate(zip(symbols, shapes)):
+        if tuple(sym.shape) != tuple(shape):
+            raise ValueError(f"tensor {i} has shape {tuple(sym.shape)}, header says {shape}")
+    head = pack_header(header)
+    if len(head) > 0xFFFF:
+        raise InrFormatError(f"header of {len(head)} bytes exceeds 65535")
+    payload = encode_tensors(symbols, [rec.model for rec in header.tensors])
+    body = _PREFIX.pack(MAGIC, VERSION, len(head)) + head + _PAYLOAD_LEN.pack(len(payload)) + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _split(data: bytes) -> tuple[bytes, bytes]:
+    """Check magic, version, lengths and checksum; return the header and payload sections."""
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise InrFormatError("not an .inr file (wrong magic bytes)")
+    if len(data) < MIN_FILE_SIZE:
+        raise InrFormatError(f"file is truncated: {len(data)} bytes is shorter than the smallest .inr file")
+    _, version, head_len = _PREFIX.unpack_from(data)
+    if version != VERSION:
+        newer = " (newer than this decoder)" if version > VERSION else ""
+        raise InrFormatError(f"unsupported format version {version}{newer}; this decoder reads version {VERSION}")
+    pay_at = _PREFIX.size + head_len
+    if pay_at + _PAYLOAD_LEN.size + _CRC.size > len(data):
+        raise InrFormatError(f"file is truncated: header length {head_len} runs past the end of the file")
+    (pay_len,) = _PAYLOAD_LEN.unpack_from(data, pay_at)
+    expected = pay_at + _PAYLOAD_LEN.size + pay_len + _CRC.size
+    if expected > len(data):
+        raise InrFormatError(f"file is truncated: sections declare {expected} bytes, file has {len(data)}")
+    if expected < len(data):
+        raise InrFormatError(f"file has {len(data) - expected} unexpected bytes after the checksum")
+    (crc,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(data[: -_CRC.size]) != crc:
+        raise InrFormatError("checksum mismatch: the file is corrupted")
+    head = data[_PREFIX.size : pay_at]
+    payload = data[pay_at + _PAYLOAD_LEN.size : len(data) - _CRC.size]
+    return head, payload
+
+
+def read_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
+    """Validate a whole file (framing and checksum) and parse its header only."""
+    head, _ = _split(bytes(data))
+    return unpack_header(head, max_parameters=max_parameters)
+
+
+def read_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, list[np.ndarray]]:
+    """Validate and parse a whole file: the header and the quantized integer tensors."""
+    head, payload = _split(bytes(data))
+    header = unpack_header(head, max_parameters=max_parameters)
+    symbols = decode_tensors(payload, [rec.model for rec in header.tensors], header.tensor_shapes())
+    return header, symbols
+
+
+def dequantize(header: Header, symbols: list[np.ndarray]) -> list[np.ndarray]:
+    """float32 weights exactly as the encoder evaluated them: float32(symbol) * float32(step)."""
+    return [sym.astype(np.float32) * np.float32(rec.step) for sym, rec in zip(symbols, header.tensors)]

@@ -1,0 +1,222 @@
+"""The `.inr` header: a declarative table of fields with their types and valid ranges.
+
+Every field is checked on write and on read; a bad value raises InrFormatError naming the field.
+All multi-byte values are little-endian.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import architectures
+from .entropy import HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MODEL_NAMES, ZERO, TensorModel
+from .errors import InrFormatError
+
+MAX_SIDE = 65535
+MAX_HIDDEN_WIDTH = 1024
+MAX_HIDDEN_LAYERS = 32
+DEFAULT_MAX_PARAMETERS = 1 << 22  #: largest network a decoder accepts unless told otherwise
+_MAX_COUNT = (1 << 32) - 1
+
+
+@dataclass(frozen=True)
+class Field:
+    """One fixed header field: name, struct code, and the inclusive range of valid values."""
+
+    name: str
+    code: str
+    low: float
+    high: float
+
+
+# The fixed part of the header, in file order. Never reorder: append new fields in a new version.
+FIELDS = (
+    Field("width", "H", 1, MAX_SIDE),
+    Field("height", "H", 1, MAX_SIDE),
+    Field("channels", "B", 1, 3),
+    Field("arch", "B", architectures.SIREN, architectures.SIREN),
+    Field("hidden_width", "H", 1, MAX_HIDDEN_WIDTH),
+    Field("hidden_layers", "B", 1, MAX_HIDDEN_LAYERS),
+    Field("omega0", "f", 0.1, 1000.0),
+    Field("init_id", "B", 0, 0),
+)
+_FIXED = struct.Struct("<" + "".join(f.code for f in FIELDS))
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """Per-tensor header record: the quantization step and the probability model."""
+
+    step: float  # a float16 value; dequantized weight = float32(symbol) * float32(step)
+    model: TensorModel
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything the decoder needs to rebuild the network, besides the coded symbols."""
+
+    width: int
+    height: int
+    channels: int
+    arch: int
+    hidden_width: int
+    hidden_layers: int
+    omega0: float  # a float32 value
+    init_id: int
+    tensors: tuple[TensorRecord, ...]
+
+    def tensor_shapes(self) -> list[tuple[int, ...]]:
+        return architectures.tensor_shapes(self.arch, self.hidden_width, self.hidden_layers, self.channels)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (what `inr-info` prints)."""
+        shapes = self.tensor_shapes()
+        return {
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "arch": architectures.NAMES[self.arch],
+            "arch_id": self.arch,
+            "hidden_width": self.hidden_width,
+            "hidden_layers": self.hidden_layers,
+            "omega0": self.omega0,
+            "init_id": self.init_id,
+            "parameters": architectures.parameter_count(self.hidden_width, self.hidden_layers, self.channels),
+            "tensors": [
+                {
+                    "shape": list(shape),
+                    "step": rec.step,
+                    "model": MODEL_NAMES[rec.model.kind],
+                    "max_abs": rec.model.max_abs,
+                    **({"scale": rec.model.scale} if rec.model.kind == LAPLACE else {}),
+                }
+                for shape, rec in zip(shapes, self.tensors)
+            ],
+        }
+
+
+def _check(name: str, value, low, high) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InrFormatError(f"header field '{name}' = {value} is not a finite number")
+    if not low <= value <= high:
+        raise InrFormatError(f"header field '{name}' = {value} is out of range {low}..{high}")
+
+
+def model_param_size(model: TensorModel) -> int:
+    """Bytes of a model's parameters in the header, the kind byte excluded."""
+    if model.kind == ZERO:
+        return 0
+    if model.kind == LAPLACE:
+        return 4
+    return 2 + sum(len(_varint(c)) for c in model.counts)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+class _Reader:
+    """Bounds-checked reading of a header section."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.pos = 0
+
+    def take(self, fmt: str, what: str):
+        size = struct.calcsize("<" + fmt)
+        if self.pos + size > len(self.data):
+            raise InrFormatError(f"header ends inside {what}")
+        values = struct.unpack_from("<" + fmt, self.data, self.pos)
+        self.pos += size
+        return values
+
+    def varint(self, what: str) -> int:
+        value = shift = 0
+        while True:
+            (byte,) = self.take("B", what)
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+            if shift > 35:
+                raise InrFormatError(f"{what} is not a valid varint")
+
+
+def _check_record(index: int, step: float, model: TensorModel) -> None:
+    where = f"tensor {index}"
+    _check(f"{where} step", step, 2.0**-24, 65504.0)
+    if model.kind not in MODEL_NAMES:
+        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0, 1, 2)")
+    if model.kind == ZERO:
+        return
+    _check(f"{where} max_abs", model.max_abs, 1, HISTOGRAM_MAX_ABS if model.kind == HISTOGRAM else MAX_ABS_LIMIT)
+    if model.kind == LAPLACE:
+        _check(f"{where} scale", model.scale, 2.0**-24, 65504.0)
+    else:
+        if len(model.counts) != 2 * model.max_abs + 1:
+            raise InrFormatError(f"{where} histogram has {len(model.counts)} counts, expected {2 * model.max_abs + 1}")
+        if any(c < 0 or c > _MAX_COUNT for c in model.counts) or sum(model.counts) == 0:
+            raise InrFormatError(f"{where} histogram counts are out of range or all zero")
+
+
+def pack_header(header: Header) -> bytes:
+    """Serialize and validate a header. Raises InrFormatError for a value the format cannot hold."""
+    values = [getattr(header, f.name) for f in FIELDS]
+    for f, v in zip(FIELDS, values):
+        _check(f.name, v, f.low, f.high)
+    shapes = header.tensor_shapes()
+    if len(header.tensors) != len(shapes):
+        raise InrFormatError(f"header has {len(header.tensors)} tensor records, architecture needs {len(shapes)}")
+    out = bytearray(_FIXED.pack(*values))
+    for i, rec in enumerate(header.tensors):
+        _check_record(i, rec.step, rec.model)
+        if float(np.float16(rec.step)) != rec.step:
+            raise InrFormatError(f"tensor {i} step {rec.step} is not a float16 value")
+        out += struct.pack("<eB", rec.step, rec.model.kind)
+        if rec.model.kind != ZERO:
+            out += struct.pack("<H", rec.model.max_abs)
+        if rec.model.kind == LAPLACE:
+            out += struct.pack("<e", rec.model.scale)
+        elif rec.model.kind == HISTOGRAM:
+            out += b"".join(_varint(c) for c in rec.model.counts)
+    return bytes(out)
+
+
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
+    """Parse and validate a header section. Checks the network size before anything is allocated."""
+    reader = _Reader(data)
+    values = reader.take(_FIXED.format[1:], "the fixed fields")
+    for f, v in zip(FIELDS, values):
+        _check(f.name, v, f.low, f.high)
+    fixed = dict(zip((f.name for f in FIELDS), values))
+    n_params = architectures.parameter_count(fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"])
+    if n_params > max_parameters:
+        raise InrFormatError(f"network has {n_params} parameters, more than the decoder's limit {max_parameters}")
+    n_tensors = 2 * (fixed["hidden_layers"] + 1)
+    records = []
+    for i in range(n_tensors):
+        step, kind = reader.take("eB", f"tensor {i} record")
+        max_abs, scale, counts = 0, 0.0, ()
+        if kind in (LAPLACE, HISTOGRAM):
+            (max_abs,) = reader.take("H", f"tensor {i} record")
+        if kind == LAPLACE:
+            (scale,) = reader.take("e", f"tensor {i} record")
+        elif kind == HISTOGRAM:
+            if max_abs > HISTOGRAM_MAX_ABS:
+                raise InrFormatError(f"header field 'tensor {i} max_abs' = {max_abs} is out of range 1..{HISTOGRAM_MAX_ABS}")
+            counts = tuple(reader.varint(f"tensor {i} histogram") for _ in range(2 * max_abs + 1))
+        model = TensorModel(kind, max_abs, scale=scale, counts=counts)
+        _check_record(i, step, model)
+        records.append(TensorRecord(step, model))
+    if reader.pos != len(data):
+        raise InrFormatError(f"header has {len(data) - reader.pos} unexpected bytes after the last tensor record")
+    return Header(**fixed, tensors=tuple(records))

@@ -1,0 +1,17 @@
+"""The `.inr` neural image codec: an image stored as a small quantized SIREN.
+
+    from codec import encode, decode
+    data = encode("photo.png", bpp=0.5)      # bytes
+    image = decode(data, res=2048)          # PIL image, any size
+"""
+from bitstream import InrFormatError
+
+from .api import decode, decode_from, encode, encode_to, encode_with_stats
+from .config import PRESETS, EncoderConfig
+from .encoder import EncodeResult
+from .errors import ImageInputError, OptionError
+
+__all__ = [
+    "PRESETS", "EncodeResult", "EncoderConfig", "ImageInputError", "InrFormatError", "OptionError",
+    "decode", "decode_from", "encode", "encode_to", "encode_with_stats",
+]

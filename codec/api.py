@@ -1,0 +1,108 @@
+"""The library API: bytes in, bytes out, for senders and receivers."""
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from PIL import Image
+
+from .config import EncoderConfig
+from .decoder import DecodeLimits, decode_image
+from .encoder import EncodeResult, encode_pixels
+from .imageio import ImageSource, load_pixels
+
+
+def encode_with_stats(
+    image: ImageSource,
+    *,
+    bpp: float | None = None,
+    preset: str | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    sparsity: float = 0.0,
+    convert: bool = False,
+    progress: bool = False,
+) -> EncodeResult:
+    """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...)."""
+    pixels = load_pixels(image, convert=convert)
+    config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
+                           seed=seed, sparsity=sparsity, convert=convert, progress=progress)
+    return encode_pixels(pixels, config)
+
+
+def encode(
+    image: ImageSource,
+    *,
+    bpp: float | None = None,
+    preset: str | None = None,
+    steps: int | None = None,
+    time_budget: float | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    sparsity: float = 0.0,
+    convert: bool = False,
+    progress: bool = False,
+) -> bytes:
+    """Compress an image to `.inr` bytes.
+
+    Args:
+        image: a PIL image, a uint8 numpy array (H, W) / (H, W, 1) / (H, W, 3), encoded image bytes, or a path.
+        bpp: target rate; the file is at most this many bits per pixel (header included).
+        preset: a named operating point ("low", "medium", "high", "max"); "medium" if neither is given.
+        steps: optimisation steps over all phases (default 2000).
+        time_budget: seconds for optimisation (default 150 on CPU, none on GPU); stops at whichever comes first.
+        device: "auto" (default: CUDA when available), "cpu" or "cuda".
+        seed: makes the result reproducible on the same device (when limited by steps, not time).
+        sparsity: fraction of weights pruned by magnitude before quantization.
+        convert: convert 16-bit, CMYK and transparent images instead of refusing them.
+        progress: show a progress bar on stderr.
+    Returns:
+        The complete `.inr` file.
+    Raises:
+        ImageInputError: the image cannot be read or is refused (see README for the policy).
+        OptionError: an option is out of range, or the bpp target cannot be met.
+    """
+    return encode_with_stats(image, bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
+                             seed=seed, sparsity=sparsity, convert=convert, progress=progress).data
+
+
+def decode(
+    data: bytes,
+    *,
+    res: int | None = None,
+    size: tuple[int, int] | None = None,
+    scale: float | None = None,
+    device: str | None = None,
+    max_pixels: int | None = None,
+) -> Image.Image:
+    """Decompress `.inr` bytes to a PIL image (mode RGB or L). Thread-safe.
+
+    Args:
+        data: the whole `.inr` file.
+        res: make the longer side `res` pixels, aspect ratio kept.
+        size: exact output (width, height).
+        scale: factor applied to the original size.
+        device: "auto" (default), "cpu" or "cuda".
+        max_pixels: raise the output-pixel limit (default 89,478,485, as Pillow's).
+    Raises:
+        InrFormatError: `data` is not a valid `.inr` file (truncated, corrupted, unsupported, too large).
+        OptionError: bad size options or an output over the pixel limit.
+    """
+    limits = DecodeLimits() if max_pixels is None else DecodeLimits(max_pixels=max_pixels)
+    return decode_image(bytes(data), res=res, size=size, scale=scale, device=device, limits=limits)
+
+
+def encode_to(image: ImageSource, fp: BinaryIO, **options) -> int:
+    """Encode `image` and write the file to the binary stream `fp`; returns the bytes written.
+
+    Takes the same keyword options as :func:`encode`.
+    """
+    data = encode(image, **options)
+    fp.write(data)
+    return len(data)
+
+
+def decode_from(fp: BinaryIO, **options) -> Image.Image:
+    """Read a whole `.inr` file from the binary stream `fp` and decode it (options as :func:`decode`)."""
+    return decode(fp.read(), **options)

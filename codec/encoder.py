@@ -1,0 +1,167 @@
+"""image -> `.inr` bytes: fit, prune, quantize with fine-tuning, rate control, entropy coding."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+import bitstream
+from bitstream import Header, TensorRecord, choose_model, parameter_count
+
+from .config import MIN_LAYERS, MIN_WIDTH, DEFAULT_CPU_TIME_BUDGET, DEFAULT_STEPS, EncoderConfig, architecture_for_budget, params_for_rate
+from .coords import grid
+from .decoder import decode_array
+from .devices import resolve_device
+from .errors import OptionError
+from .fitting import Phase, optimise
+from .metrics import psnr
+from .progress import Progress
+from .pruning import apply_masks, magnitude_masks
+from .quantization import fake_quantize, quantize, steps_for_bits
+from .siren import Siren
+
+ARCH = bitstream.SIREN
+DEFAULT_BITS = 8.0
+CPU_BATCH_PIXELS = 1 << 16
+_BITS_RANGE = (2.0, 16.0)
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    """The file and what was measured while making it (PSNR is of the decoded file)."""
+
+    data: bytes
+    width: int
+    height: int
+    channels: int
+    bytes: int
+    bpp: float
+    psnr: float
+    steps: int
+    seconds: float
+    device: str
+    seed: int
+    hidden_width: int
+    hidden_layers: int
+    bits: float
+    sparsity: float
+    target_bpp: float | None
+
+    def summary(self) -> dict:
+        """JSON-ready summary (without the data)."""
+        out = asdict(self)
+        del out["data"]
+        return out
+
+
+def _header(width, height, channels, hidden_width, hidden_layers, omega0, records) -> Header:
+    return Header(width=width, height=height, channels=channels, arch=ARCH, hidden_width=hidden_width,
+                  hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records))
+
+
+def _serialize(model: Siren, steps: list[float], dims: tuple) -> bytes:
+    symbols = [quantize(p, s) for p, s in zip(model.parameters_in_file_order(), steps)]
+    records = [TensorRecord(step, choose_model(sym)) for step, sym in zip(steps, symbols)]
+    return bitstream.write_file(_header(*dims, records), symbols)
+
+
+def _fit_rate(model: Siren, dims: tuple, budget_bytes: int, hi_bits: float) -> tuple[float, bytes] | None:
+    """Largest bit width <= hi_bits whose file fits budget_bytes (bisection), or None."""
+    params = model.parameters_in_file_order()
+    lo, hi = _BITS_RANGE[0], hi_bits
+    data = _serialize(model, steps_for_bits(params, hi), dims)
+    if len(data) <= budget_bytes:
+        return hi, data
+    best = None
+    data = _serialize(model, steps_for_bits(params, lo), dims)
+    if len(data) > budget_bytes:
+        return None
+    best = (lo, data)
+    while hi - lo > 0.02:
+        mid = 0.5 * (lo + hi)
+        data = _serialize(model, steps_for_bits(params, mid), dims)
+        if len(data) <= budget_bytes:
+            lo, best = mid, (mid, data)
+        else:
+            hi = mid
+    return best
+
+
+def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
+    """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
+    cfg = config.validated()
+    t0 = time.monotonic()
+    height, width, channels = pixels.shape
+    device = resolve_device(cfg.device)
+    progress = Progress(enabled=cfg.progress)
+    target_bpp = cfg.target_bpp
+    budget_bytes = int(target_bpp * width * height // 8) if target_bpp is not None else None
+
+    if cfg.hidden_width is not None:
+        hidden_width, hidden_layers = cfg.hidden_width, cfg.hidden_layers
+    else:
+        n_params = params_for_rate(target_bpp or 0.3, width, height, sparsity=cfg.sparsity)
+        hidden_width, hidden_layers = architecture_for_budget(n_params, channels)
+        smallest = parameter_count(MIN_WIDTH, MIN_LAYERS, channels)
+        if n_params < smallest and cfg.bpp is not None:
+            need = 8 * (parameter_count(MIN_WIDTH, MIN_LAYERS, channels) + 60) / (width * height)
+            raise OptionError(f"--bpp {cfg.bpp} is too low for a {width}x{height} image: the smallest network needs about {need:.2f} bpp")
+    omega0 = float(np.float32(cfg.omega0))
+    dims = (width, height, channels, hidden_width, hidden_layers, omega0)
+
+    torch.manual_seed(cfg.seed)
+    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    coords = grid(height, width, device=device)
+    target = torch.from_numpy(np.array(pixels.reshape(-1, channels))).to(device=device, dtype=torch.float32) / 127.5 - 1.0
+    batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
+
+    total_steps = cfg.steps or DEFAULT_STEPS
+    seconds = cfg.time_budget if cfg.time_budget is not None else (DEFAULT_CPU_TIME_BUDGET if device.type == "cpu" else None)
+    shares = {"fit": 0.75, "prune": 0.05, "qat": 0.2} if cfg.sparsity > 0 else {"fit": 0.8, "prune": 0.0, "qat": 0.2}
+
+    def phase(name: str, lr: float) -> Phase:
+        return Phase(name, max(1, round(total_steps * shares[name])), None if seconds is None else seconds * shares[name], lr)
+
+    run = dict(batch_pixels=batch, generator=generator, progress=progress)
+    steps_done = optimise(model, coords, target, phase("fit", cfg.lr), **run).steps
+    masks = None
+    if cfg.sparsity > 0:
+        masks = magnitude_masks(model, cfg.sparsity)
+        apply_masks(model, masks)
+        steps_done += optimise(model, coords, target, phase("prune", cfg.qat_lr * 3), masks=masks, **run).steps
+
+    bits = cfg.bits if cfg.bits is not None else DEFAULT_BITS
+    if budget_bytes is not None and cfg.bits is None:
+        fitted = _fit_rate(model, dims, budget_bytes, DEFAULT_BITS)
+        if fitted is not None:
+            bits = fitted[0]
+        elif cfg.bpp is not None:
+            smallest = len(_serialize(model, steps_for_bits(model.parameters_in_file_order(), _BITS_RANGE[0]), dims))
+            raise OptionError(f"--bpp {cfg.bpp} is too low for this image: the smallest file is {smallest} bytes "
+                              f"({8 * smallest / (width * height):.3f} bpp)")
+        else:
+            progress.message(f"preset {cfg.preset}: {target_bpp} bpp is below the smallest file for a {width}x{height} image; using {bits:g} bits")
+    qsteps = steps_for_bits(model.parameters_in_file_order(), bits)
+
+    def transform(params: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [fake_quantize(p, s) for p, s in zip(params, qsteps)]
+
+    steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
+
+    data = _serialize(model, qsteps, dims)
+    if budget_bytes is not None and cfg.bits is None and len(data) > budget_bytes:
+        refitted = _fit_rate(model, dims, budget_bytes, bits)
+        if refitted is not None:
+            bits, data = refitted
+    decoded = decode_array(data, device=str(device))
+    quality = psnr(decoded, pixels)
+    return EncodeResult(
+        data=data, width=width, height=height, channels=channels, bytes=len(data),
+        bpp=8 * len(data) / (width * height), psnr=quality, steps=steps_done,
+        seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
+        hidden_width=hidden_width, hidden_layers=hidden_layers, bits=round(bits, 3),
+        sparsity=cfg.sparsity, target_bpp=target_bpp,
+    )
