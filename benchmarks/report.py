@@ -40,6 +40,12 @@ def load_results(out_dir: Path) -> dict[str, dict]:
     return docs
 
 
+def order(docs: dict[str, dict], first: list[str]) -> dict[str, dict]:
+    """``docs`` with the names in ``first`` leading, in that order, then the rest."""
+    keys = [k for k in dict.fromkeys(first) if k in docs] + sorted(k for k in docs if k not in first)
+    return {k: docs[k] for k in keys}
+
+
 def load_anchors(path: Path | None) -> dict[str, dict]:
     if path is None or not Path(path).exists():
         return {}
@@ -51,15 +57,18 @@ def _fmt_range(values, fmt="{:.3g}") -> str:
 
 
 def _bd_cells(anchor: dict | None, bpp, psnr) -> list[str]:
+    """[BD-rate, BD-PSNR, PSNR overlap] cells of one curve against the anchor."""
     if anchor is None or not anchor["bpp"]:
         return ["n/a (no anchor)", "", ""]
-    try:
-        lo, hi = psnr_overlap(anchor["psnr"], psnr)
-        rate = bd_rate(anchor["bpp"], anchor["psnr"], bpp, psnr)
-        dpsnr = bd_psnr(anchor["bpp"], anchor["psnr"], bpp, psnr)
-    except BDError as exc:
-        return [f"n/a ({exc})", "", ""]
-    return [f"{100 * rate:+.1f} %", f"{dpsnr:+.2f} dB", f"{lo:.1f}–{hi:.1f}"]
+    cells = []
+    for fn, fmt in ((bd_rate, lambda v: f"{100 * v:+.1f} %"), (bd_psnr, lambda v: f"{v:+.2f} dB")):
+        try:
+            cells.append(fmt(fn(anchor["bpp"], anchor["psnr"], bpp, psnr)))
+        except BDError as exc:
+            cells.append(f"n/a ({exc})")
+    lo, hi = psnr_overlap(anchor["psnr"], psnr)
+    cells.append(f"{lo:.1f}–{hi:.1f}" if hi > lo else "none")
+    return cells
 
 
 def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anchor_name: str,
@@ -79,10 +88,18 @@ def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anch
                   "full-resolution Kodak images, so their rows compare different data and are only indicative.", ""]
     lines += ["| codec | points | bpp range | PSNR range (dB) | BD-rate | BD-PSNR | PSNR overlap (dB) |",
               "|---|---:|---|---|---:|---:|---|"]
+    notes = []
     for name, doc in docs.items():
         r = doc["results"]
         lines.append(f"| {name}: {doc['description']} | {len(r['bpp'])} | {_fmt_range(r['bpp'])} | "
                      f"{_fmt_range(r['psnr'], '{:.2f}')} | " + " | ".join(_bd_cells(anchor, r["bpp"], r["psnr"])) + " |")
+        failed = doc["meta"].get("failed_points") or []
+        if failed:
+            first = next((f["errors"][0] for f in failed if f["errors"]), "missing images")
+            notes.append(f"- {name}: {len(failed)} operating point(s) failed and are not in its curve "
+                         f"({', '.join(str(f['setting']) for f in failed)}); first error: {first}")
+    if notes:
+        lines += [""] + notes
     if anchors:
         pub_jpeg = anchors.get("JPEG")
         lines += ["", "## Published Kodak anchors (`shared/anchors/kodak_published.json`)", "",

@@ -117,11 +117,10 @@ def optimise(
             with torch.no_grad():
                 for p, m in zip(params, masks):
                     p.mul_(m)
-        left = None
+        elapsed = time.monotonic() - start
+        left = elapsed / step * (phase.steps - step)
         if phase.seconds is not None:
-            left = phase.seconds - (time.monotonic() - start)
-        elif step > 1:
-            left = (time.monotonic() - start) / step * (phase.steps - step)
+            left = min(left, phase.seconds - elapsed)
         progress.update(phase.name, step, phase.steps, loss=float(loss.detach()), psnr=mse_to_psnr(float(loss.detach())), left=left)
     final = full_mse(model, coords, target, transform=transform)
     if final < best_mse:

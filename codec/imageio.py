@@ -171,8 +171,8 @@ def write_atomic(path, data: bytes) -> None:
         raise
 
 
-def png_bytes(img: Image.Image) -> bytes:
-    """Encode a PIL image as PNG bytes."""
+def image_bytes(img: Image.Image, fmt: str = "PNG") -> bytes:
+    """Encode a PIL image in a Pillow format (PNG by default)."""
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format=fmt)
     return buf.getvalue()

@@ -40,6 +40,10 @@ class InrCodec(Codec):
         if self._codec is None:
             import codec
 
+            missing = [f for f in ("encode", "decode") if not hasattr(codec, f)]
+            if missing:
+                raise ImportError(f"package 'codec' ({getattr(codec, '__file__', None) or 'namespace package'}) "
+                                  f"has no {', '.join(missing)}")
             self._codec = codec
         return self._codec
 

@@ -29,6 +29,7 @@ class PillowCodec(Codec):
     save_options: dict = {}
 
     def unavailable(self) -> str | None:
+        Image.init()  # Pillow registers its format plugins lazily
         if self.format.upper() not in Image.SAVE:
             return f"Pillow {PIL.__version__} cannot write {self.format}"
         return None
@@ -92,6 +93,7 @@ class AVIF(PillowCodec):
     default_settings = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
 
     def unavailable(self) -> str | None:
+        Image.init()
         if "AVIF" not in Image.SAVE:
             try:  # Pillow < 11.2: the pillow-avif-plugin package registers it
                 import pillow_avif  # noqa: F401
@@ -157,6 +159,7 @@ class JPEGXL(PillowCodec):
     default_settings = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
     def unavailable(self) -> str | None:
+        Image.init()
         if "JXL" not in Image.SAVE:
             try:
                 import pillow_jxl  # noqa: F401

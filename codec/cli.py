@@ -1,0 +1,222 @@
+"""Command-line entry points: inr-encode, inr-decode, inr-info.
+
+Exit codes: 0 success, 1 failure (bad input, bad file, I/O), 2 usage error, 130 interrupted.
+A user error is one line on stderr; output files are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from bitstream import InrFormatError, read_header
+
+from .config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
+from .decoder import DEFAULT_MAX_PIXELS, DecodeLimits, array_to_image, decode_array
+from .devices import DEVICE_CHOICES
+from .errors import ImageInputError, OptionError
+from .imageio import check_writable, image_bytes, load_pixels, write_atomic
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_INPUT_FILE_BYTES = 1 << 30
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line and exits 2."""
+
+    def error(self, message: str):  # noqa: D401
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    try:
+        w, h = (int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return w, h
+
+
+def _run(body, prog: str) -> int:
+    """Run a command body, turning user errors into one line on stderr and an exit code."""
+    try:
+        return body()
+    except OptionError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ImageInputError, InrFormatError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except OSError as exc:
+        print(f"{prog}: error: {exc.strerror + ': ' + str(exc.filename) if exc.strerror and exc.filename else exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except MemoryError:
+        print(f"{prog}: error: out of memory", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _check_output(inp: Path, out: Path, force: bool) -> None:
+    if out.exists() and inp.exists() and os.path.samefile(inp, out):
+        raise OSError(f"{out}: output would overwrite the input")
+    if out.exists() and not force:
+        raise OSError(f"{out}: already exists (pass --force to overwrite)")
+    check_writable(out)
+
+
+def _read_inr(path: Path) -> bytes:
+    if not path.exists():
+        raise OSError(f"{path}: no such file")
+    if path.is_dir():
+        raise OSError(f"{path}: is a directory")
+    if path.stat().st_size > MAX_INPUT_FILE_BYTES:
+        raise InrFormatError(f"{path}: {path.stat().st_size} bytes is far larger than any .inr file")
+    return path.read_bytes()
+
+
+def encode_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="inr-encode", description="Compress an image into an .inr file (a quantized SIREN).",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", help="image file (anything Pillow reads)")
+    p.add_argument("output", help="the .inr file to write")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--bpp", type=_positive_float, help="target bits per pixel; the file is at most this")
+    rate.add_argument("--preset", choices=list(PRESETS), help=f"named operating point ({DEFAULT_PRESET} if no --bpp); "
+                      + ", ".join(f"{k}={v} bpp" for k, v in PRESETS.items()))
+    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help="optimisation steps over all phases")
+    p.add_argument("--time-budget", type=_positive_float, default=None,
+                   help=f"seconds of optimisation (default: {DEFAULT_CPU_TIME_BUDGET:g} on CPU, none on GPU)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
+    p.add_argument("--convert", action="store_true",
+                   help="convert 16-bit, CMYK and transparent images (composited onto white) instead of refusing")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def encode_main(argv=None) -> int:
+    """inr-encode."""
+    args = encode_parser().parse_args(argv)
+
+    def body() -> int:
+        inp, out = Path(args.input), Path(args.output)
+        _check_output(inp, out, args.force)
+        pixels = load_pixels(inp, convert=args.convert)
+        from .encoder import encode_pixels  # the fitting stack is imported only when encoding
+
+        config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
+                               device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
+                               progress=not args.quiet)
+        result = encode_pixels(pixels, config)
+        write_atomic(out, result.data)
+        summary = {"input": str(inp), "output": str(out), **result.summary()}
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        elif not args.quiet:
+            print(f"{out}: {result.bytes} bytes, {result.bpp:.4f} bpp, PSNR {result.psnr:.2f} dB, "
+                  f"{result.steps} steps in {result.seconds:.1f} s on {result.device}", file=sys.stderr)
+        return EXIT_OK
+
+    return _run(body, "inr-encode")
+
+
+def decode_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="inr-decode", description="Decode an .inr file to a PNG at any resolution.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("input", help="the .inr file")
+    p.add_argument("-o", "--output", help="image to write (default: the input's name with .png)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--res", type=_positive_int, help="longer side in pixels, aspect ratio kept")
+    size.add_argument("--size", type=_size, help="exact size WIDTHxHEIGHT")
+    size.add_argument("--scale", type=_positive_float, help="factor applied to the original size")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to render")
+    p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger outputs")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    return p
+
+
+def decode_main(argv=None) -> int:
+    """inr-decode."""
+    args = decode_parser().parse_args(argv)
+
+    def body() -> int:
+        inp = Path(args.input)
+        out = Path(args.output) if args.output else inp.with_suffix(".png")
+        _check_output(inp, out, args.force)
+        data = _read_inr(inp)
+        pixels = decode_array(data, res=args.res, size=args.size, scale=args.scale, device=args.device,
+                              limits=DecodeLimits(max_pixels=args.max_pixels))
+        img = array_to_image(pixels)
+        fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)
+        write_atomic(out, image_bytes(img, fmt))
+        return EXIT_OK
+
+    return _run(body, "inr-decode")
+
+
+def _pil_format(path: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise OptionError(f"cannot tell the image format from the extension of {path}; use .png")
+    return fmt
+
+
+def info_main(argv=None) -> int:
+    """inr-info: print the header of an .inr file as JSON."""
+    p = _Parser(prog="inr-info", description="Print the header of an .inr file as JSON.")
+    p.add_argument("input", help="the .inr file")
+    args = p.parse_args(argv)
+
+    def body() -> int:
+        inp = Path(args.input)
+        data = _read_inr(inp)
+        header = read_header(data)
+        info = {"file": str(inp), "bytes": len(data), "bpp": 8 * len(data) / (header.width * header.height),
+                **header.to_dict()}
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+
+    return _run(body, "inr-info")
