@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import architectures
-from .entropy import HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MODEL_NAMES, ZERO, TensorModel
+from .entropy import (
+    HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MODEL_NAMES, P_ZERO_ONE, SPARSE_LAPLACE, ZERO, TensorModel,
+)
 from .errors import InrFormatError
 
 MAX_SIDE = 65535
@@ -91,7 +93,8 @@ class Header:
                     "step": rec.step,
                     "model": MODEL_NAMES[rec.model.kind],
                     "max_abs": rec.model.max_abs,
-                    **({"scale": rec.model.scale} if rec.model.kind == LAPLACE else {}),
+                    **({"scale": rec.model.scale} if rec.model.kind in (LAPLACE, SPARSE_LAPLACE) else {}),
+                    **({"p_zero": rec.model.p_zero / P_ZERO_ONE} if rec.model.kind == SPARSE_LAPLACE else {}),
                 }
                 for shape, rec in zip(shapes, self.tensors)
             ],
@@ -111,6 +114,8 @@ def model_param_size(model: TensorModel) -> int:
         return 0
     if model.kind == LAPLACE:
         return 4
+    if model.kind == SPARSE_LAPLACE:
+        return 6
     return 2 + sum(len(_varint(c)) for c in model.counts)
 
 
@@ -155,12 +160,14 @@ def _check_record(index: int, step: float, model: TensorModel) -> None:
     where = f"tensor {index}"
     _check(f"{where} step", step, 2.0**-24, 65504.0)
     if model.kind not in MODEL_NAMES:
-        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0, 1, 2)")
+        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..3)")
     if model.kind == ZERO:
         return
     _check(f"{where} max_abs", model.max_abs, 1, HISTOGRAM_MAX_ABS if model.kind == HISTOGRAM else MAX_ABS_LIMIT)
-    if model.kind == LAPLACE:
+    if model.kind in (LAPLACE, SPARSE_LAPLACE):
         _check(f"{where} scale", model.scale, 2.0**-24, 65504.0)
+        if model.kind == SPARSE_LAPLACE:
+            _check(f"{where} p_zero", model.p_zero, 1, P_ZERO_ONE - 1)
     else:
         if len(model.counts) != 2 * model.max_abs + 1:
             raise InrFormatError(f"{where} histogram has {len(model.counts)} counts, expected {2 * model.max_abs + 1}")
@@ -186,6 +193,8 @@ def pack_header(header: Header) -> bytes:
             out += struct.pack("<H", rec.model.max_abs)
         if rec.model.kind == LAPLACE:
             out += struct.pack("<e", rec.model.scale)
+        elif rec.model.kind == SPARSE_LAPLACE:
+            out += struct.pack("<eH", rec.model.scale, rec.model.p_zero)
         elif rec.model.kind == HISTOGRAM:
             out += b"".join(_varint(c) for c in rec.model.counts)
     return bytes(out)
@@ -205,16 +214,18 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) 
     records = []
     for i in range(n_tensors):
         step, kind = reader.take("eB", f"tensor {i} record")
-        max_abs, scale, counts = 0, 0.0, ()
-        if kind in (LAPLACE, HISTOGRAM):
+        max_abs, scale, counts, p_zero = 0, 0.0, (), 0
+        if kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
             (max_abs,) = reader.take("H", f"tensor {i} record")
         if kind == LAPLACE:
             (scale,) = reader.take("e", f"tensor {i} record")
+        elif kind == SPARSE_LAPLACE:
+            scale, p_zero = reader.take("eH", f"tensor {i} record")
         elif kind == HISTOGRAM:
             if max_abs > HISTOGRAM_MAX_ABS:
                 raise InrFormatError(f"header field 'tensor {i} max_abs' = {max_abs} is out of range 1..{HISTOGRAM_MAX_ABS}")
             counts = tuple(reader.varint(f"tensor {i} histogram") for _ in range(2 * max_abs + 1))
-        model = TensorModel(kind, max_abs, scale=scale, counts=counts)
+        model = TensorModel(kind, max_abs, scale=scale, counts=counts, p_zero=p_zero)
         _check_record(i, step, model)
         records.append(TensorRecord(step, model))
     if reader.pos != len(data):

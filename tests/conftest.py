@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny synthetic images and fast encodes (fixed architecture, few steps)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from codec.config import EncoderConfig
+from codec.encoder import encode_pixels
+
+
+def smooth_image(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
+    """A smooth synthetic image a small SIREN fits well in a few steps."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    planes = []
+    for _ in range(channels):
+        fx, fy, ph = rng.uniform(0.5, 2.0), rng.uniform(0.5, 2.0), rng.uniform(0, 6.28)
+        planes.append(127.5 + 100 * np.sin(fx * 6.28 * x / width + ph) * np.cos(fy * 3.14 * y / height))
+    return np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8)
+
+
+def quick_config(**overrides) -> EncoderConfig:
+    settings = dict(hidden_width=16, hidden_layers=2, bits=8, steps=150, lr=3e-3, device="cpu", seed=0)
+    settings.update(overrides)
+    return EncoderConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def rgb_12x20():
+    return smooth_image(12, 20, 3)
+
+
+@pytest.fixture(scope="session")
+def gray_20x12():
+    return smooth_image(20, 12, 1, seed=1)
+
+
+@pytest.fixture(scope="session")
+def rgb_file(rgb_12x20):
+    """(pixels, EncodeResult) of a quick RGB encode, shared by many tests."""
+    return rgb_12x20, encode_pixels(rgb_12x20, quick_config())
