@@ -108,6 +108,14 @@ def _check(name: str, value, low, high) -> None:
         raise InrFormatError(f"header field '{name}' = {value} is out of range {low}..{high}")
 
 
+def _check_fixed(values) -> None:
+    for f, v in zip(FIELDS, values):
+        _check(f.name, v, f.low, f.high)
+    channels = values[[f.name for f in FIELDS].index("channels")]
+    if channels not in (1, 3):
+        raise InrFormatError(f"header field 'channels' = {channels} is not 1 (grayscale) or 3 (RGB)")
+
+
 def model_param_size(model: TensorModel) -> int:
     """Bytes of a model's parameters in the header, the kind byte excluded."""
     if model.kind == ZERO:
@@ -178,8 +186,7 @@ def _check_record(index: int, step: float, model: TensorModel) -> None:
 def pack_header(header: Header) -> bytes:
     """Serialize and validate a header. Raises InrFormatError for a value the format cannot hold."""
     values = [getattr(header, f.name) for f in FIELDS]
-    for f, v in zip(FIELDS, values):
-        _check(f.name, v, f.low, f.high)
+    _check_fixed(values)
     shapes = header.tensor_shapes()
     if len(header.tensors) != len(shapes):
         raise InrFormatError(f"header has {len(header.tensors)} tensor records, architecture needs {len(shapes)}")
@@ -188,6 +195,8 @@ def pack_header(header: Header) -> bytes:
         _check_record(i, rec.step, rec.model)
         if float(np.float16(rec.step)) != rec.step:
             raise InrFormatError(f"tensor {i} step {rec.step} is not a float16 value")
+        if float(np.float16(rec.model.scale)) != rec.model.scale:
+            raise InrFormatError(f"tensor {i} scale {rec.model.scale} is not a float16 value")
         out += struct.pack("<eB", rec.step, rec.model.kind)
         if rec.model.kind != ZERO:
             out += struct.pack("<H", rec.model.max_abs)
@@ -204,8 +213,7 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) 
     """Parse and validate a header section. Checks the network size before anything is allocated."""
     reader = _Reader(data)
     values = reader.take(_FIXED.format[1:], "the fixed fields")
-    for f, v in zip(FIELDS, values):
-        _check(f.name, v, f.low, f.high)
+    _check_fixed(values)
     fixed = dict(zip((f.name for f in FIELDS), values))
     n_params = architectures.parameter_count(fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"])
     if n_params > max_parameters:

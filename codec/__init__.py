@@ -8,10 +8,17 @@ from bitstream import InrFormatError
 
 from .api import decode, decode_from, encode, encode_to, encode_with_stats
 from .config import PRESETS, EncoderConfig
-from .encoder import EncodeResult
 from .errors import ImageInputError, OptionError
 
 __all__ = [
     "PRESETS", "EncodeResult", "EncoderConfig", "ImageInputError", "InrFormatError", "OptionError",
     "decode", "decode_from", "encode", "encode_to", "encode_with_stats",
 ]
+
+
+def __getattr__(name: str):
+    if name == "EncodeResult":  # lazily: importing the decoder must not import the fitting code
+        from .encoder import EncodeResult
+
+        return EncodeResult
+    raise AttributeError(f"module 'codec' has no attribute {name!r}")

@@ -1,14 +1,16 @@
 """The library API: bytes in, bytes out, for senders and receivers."""
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
 
 from .config import EncoderConfig
 from .decoder import DecodeLimits, decode_image
-from .encoder import EncodeResult, encode_pixels
 from .imageio import ImageSource, load_pixels
+
+if TYPE_CHECKING:  # the fitting stack is imported only when encoding, never by a decoder
+    from .encoder import EncodeResult
 
 
 def encode_with_stats(
@@ -23,8 +25,10 @@ def encode_with_stats(
     sparsity: float = 0.0,
     convert: bool = False,
     progress: bool = False,
-) -> EncodeResult:
+) -> "EncodeResult":
     """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...)."""
+    from .encoder import encode_pixels
+
     pixels = load_pixels(image, convert=convert)
     config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
                            seed=seed, sparsity=sparsity, convert=convert, progress=progress)
