@@ -23,8 +23,9 @@ from .quantization import fake_quantize, quantize, steps_for_bits
 from .siren import Siren
 
 ARCH = bitstream.SIREN
-DEFAULT_BITS = 8.0
-CPU_BATCH_PIXELS = 1 << 16
+DEFAULT_BITS = 8.0  #: bit width without a rate target
+MAX_RATE_BITS = 12.0  #: rate control may refine up to this so a file is not far below its target
+CPU_BATCH_PIXELS = 1 << 14
 _BITS_RANGE = (2.0, 16.0)
 
 
@@ -135,7 +136,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
 
     bits = cfg.bits if cfg.bits is not None else DEFAULT_BITS
     if budget_bytes is not None and cfg.bits is None:
-        fitted = _fit_rate(model, dims, budget_bytes, DEFAULT_BITS)
+        fitted = _fit_rate(model, dims, budget_bytes, MAX_RATE_BITS)
         if fitted is not None:
             bits = fitted[0]
         elif cfg.bpp is not None:
