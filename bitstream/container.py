@@ -34,8 +34,12 @@ def write_file(header: Header, symbols: list[np.ndarray]) -> bytes:
 
 def _split(data: bytes) -> tuple[bytes, bytes]:
     """Check magic, version, lengths and checksum; return the header and payload sections."""
-    if len(data) < 4 or data[:4] != MAGIC:
-        raise InrFormatError("not an .inr file (wrong magic bytes)")
+    if not data:
+        raise InrFormatError("not an .inr file (wrong magic bytes: the file is empty)")
+    if len(data) < len(MAGIC) and MAGIC.startswith(data):
+        raise InrFormatError(f"file is truncated: {len(data)} bytes is shorter than the smallest .inr file")
+    if data[: len(MAGIC)] != MAGIC:
+        raise InrFormatError(f"not an .inr file (wrong magic bytes {data[:len(MAGIC)].hex()}, expected {MAGIC.hex()})")
     if len(data) < MIN_FILE_SIZE:
         raise InrFormatError(f"file is truncated: {len(data)} bytes is shorter than the smallest .inr file")
     _, version, head_len = _PREFIX.unpack_from(data)
@@ -59,18 +63,36 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     return head, payload
 
 
+def _as_bytes(data) -> bytes:
+    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"an .inr file must be bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
 def read_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
     """Validate a whole file (framing and checksum) and parse its header only."""
-    head, _ = _split(bytes(data))
+    head, _ = _split(_as_bytes(data))
     return unpack_header(head, max_parameters=max_parameters)
+
+
+def split_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, bytes]:
+    """Validate framing, checksum and header; return the header and the still-coded payload.
+
+    Lets a caller check the header against its own limits before paying for entropy decoding.
+    """
+    head, payload = _split(_as_bytes(data))
+    return unpack_header(head, max_parameters=max_parameters), payload
+
+
+def decode_payload(header: Header, payload: bytes) -> list[np.ndarray]:
+    """Entropy-decode a payload returned by :func:`split_file` into the quantized integer tensors."""
+    return decode_tensors(payload, [rec.model for rec in header.tensors], header.tensor_shapes())
 
 
 def read_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, list[np.ndarray]]:
     """Validate and parse a whole file: the header and the quantized integer tensors."""
-    head, payload = _split(bytes(data))
-    header = unpack_header(head, max_parameters=max_parameters)
-    symbols = decode_tensors(payload, [rec.model for rec in header.tensors], header.tensor_shapes())
-    return header, symbols
+    header, payload = split_file(data, max_parameters=max_parameters)
+    return header, decode_payload(header, payload)
 
 
 def dequantize(header: Header, symbols: list[np.ndarray]) -> list[np.ndarray]:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bitstream import InrFormatError, read_header
+from bitstream import MAGIC, InrFormatError, read_header
 
 from .config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
 from .decoder import DEFAULT_MAX_PIXELS, DecodeLimits, array_to_image, decode_array
@@ -72,18 +72,33 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not -(1 << 63) <= value < (1 << 64):
+        raise argparse.ArgumentTypeError(f"seed must fit in 64 bits, got {text!r}")
+    return value
+
+
 def _run(body, prog: str) -> int:
     """Run a command body, turning user errors into one line on stderr and an exit code."""
     try:
         return body()
-    except OptionError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ImageInputError, InrFormatError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+    except (ImageInputError, InrFormatError) as exc:  # before OptionError: a file over a limit is both
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAIL
+    except OptionError as exc:
+        print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
-        print(f"{prog}: error: {exc.strerror + ': ' + str(exc.filename) if exc.strerror and exc.filename else exc}", file=sys.stderr)
+        text = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        print(f"{prog}: error: {_one_line(text)}", file=sys.stderr)
         return EXIT_FAIL
     except MemoryError:
         print(f"{prog}: error: out of memory", file=sys.stderr)
@@ -94,6 +109,8 @@ def _run(body, prog: str) -> int:
 
 
 def _check_output(inp: Path, out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise OSError(f"{out}: is a directory, not a file to write")
     if out.exists() and inp.exists() and os.path.samefile(inp, out):
         raise OSError(f"{out}: output would overwrite the input")
     if out.exists() and not force:
@@ -102,13 +119,28 @@ def _check_output(inp: Path, out: Path, force: bool) -> None:
 
 
 def _read_inr(path: Path) -> bytes:
+    """Read an .inr file: only as many bytes as its own length fields declare (plus a little, so
+    trailing junk is reported), never more than MAX_INPUT_FILE_BYTES, also from a pipe or a device."""
     if not path.exists():
         raise OSError(f"{path}: no such file")
     if path.is_dir():
         raise OSError(f"{path}: is a directory")
-    if path.stat().st_size > MAX_INPUT_FILE_BYTES:
+    if path.is_file() and path.stat().st_size > MAX_INPUT_FILE_BYTES:
         raise InrFormatError(f"{path}: {path.stat().st_size} bytes is far larger than any .inr file")
-    return path.read_bytes()
+    with path.open("rb") as fh:
+        data = fh.read(7)  # magic, version, header length
+        if len(data) < 7 or data[:4] != MAGIC:
+            return data  # the decoder names the problem (empty, truncated, wrong magic)
+        head_len = int.from_bytes(data[5:7], "little")
+        data += fh.read(head_len + 4)
+        if len(data) < 7 + head_len + 4:
+            return data
+        pay_len = int.from_bytes(data[-4:], "little")
+        total = len(data) + pay_len + 4
+        if total > MAX_INPUT_FILE_BYTES:
+            raise InrFormatError(f"{path}: sections declare {total} bytes, far larger than any .inr file")
+        data += fh.read(pay_len + 4)
+        return data + fh.read(1 << 16)  # anything after the checksum is reported by the decoder
 
 
 def encode_parser() -> argparse.ArgumentParser:
@@ -124,7 +156,7 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=_positive_float, default=None,
                    help=f"seconds of optimisation (default: {DEFAULT_CPU_TIME_BUDGET:g} on CPU, none on GPU)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
     p.add_argument("--convert", action="store_true",
                    help="convert 16-bit, CMYK and transparent images (composited onto white) instead of refusing")
@@ -183,11 +215,11 @@ def decode_main(argv=None) -> int:
         inp = Path(args.input)
         out = Path(args.output) if args.output else inp.with_suffix(".png")
         _check_output(inp, out, args.force)
+        fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)  # before the work
         data = _read_inr(inp)
         pixels = decode_array(data, res=args.res, size=args.size, scale=args.scale, device=args.device,
                               limits=DecodeLimits(max_pixels=args.max_pixels))
         img = array_to_image(pixels)
-        fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)
         write_atomic(out, image_bytes(img, fmt))
         return EXIT_OK
 

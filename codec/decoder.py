@@ -9,6 +9,7 @@ from PIL import Image
 
 import bitstream
 from bitstream import Header
+from bitstream.container import decode_payload, split_file
 
 from .devices import resolve_device
 from .errors import OptionError
@@ -22,10 +23,29 @@ MAX_OUTPUT_SIDE = 65535
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What a decoder accepts: network size (from the file) and output pixels (from the request)."""
+    """What a decoder accepts: network size (from the file) and output pixels (from the request).
+
+    Both are checked before anything proportional to them is allocated, so the memory and time
+    a hostile file can cost are bounded by these two numbers.
+    """
 
     max_parameters: int = bitstream.DEFAULT_MAX_PARAMETERS
     max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def validated(self) -> "DecodeLimits":
+        for name in ("max_parameters", "max_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(f"{name} must be a positive integer, got {value!r}")
+        return self
+
+
+class ImageTooLargeError(bitstream.InrFormatError, OptionError):
+    """A file declares an image larger than the decoder's output-pixel limit.
+
+    It is an InrFormatError (the file asks for more than this decoder accepts) and, for callers
+    that handle the limit as an option problem, also an OptionError.
+    """
 
 
 def output_size(width: int, height: int, *, res=None, size=None, scale=None) -> tuple[int, int]:
@@ -56,6 +76,8 @@ def output_size(width: int, height: int, *, res=None, size=None, scale=None) -> 
     elif scale is not None:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
             raise OptionError(f"scale must be a positive number, got {scale!r}")
+        if max(width, height) * scale > MAX_OUTPUT_SIDE + 0.5:
+            raise OptionError(f"scale {scale} is too large for a {width}x{height} image: sides are limited to {MAX_OUTPUT_SIDE}")
         out = (max(1, round(width * scale)), max(1, round(height * scale)))
         if max(out) > MAX_OUTPUT_SIDE:
             raise OptionError(f"scale {scale} gives {out[0]}x{out[1]}, sides are limited to {MAX_OUTPUT_SIDE}")
@@ -80,13 +102,20 @@ def build_model(header: Header, weights: list[np.ndarray], device: torch.device)
 
 def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
     """Decode `.inr` bytes to a (height, width, channels) uint8 array. See :func:`decode_image`."""
-    header, symbols = bitstream.read_file(data, max_parameters=limits.max_parameters)
+    limits = limits.validated()
+    header, payload = split_file(data, max_parameters=limits.max_parameters)
     width, height = output_size(header.width, header.height, res=res, size=size, scale=scale)
+    if res is None and size is None and scale is None and width * height > limits.max_pixels:
+        raise ImageTooLargeError(
+            f"file declares a {width}x{height} image = {width * height} pixels, more than the limit of "
+            f"{limits.max_pixels}; decode it smaller (--res/--size/--scale) or raise --max-pixels"
+        )
     if width * height > limits.max_pixels:
         raise OptionError(
             f"output of {width}x{height} = {width * height} pixels exceeds the limit of {limits.max_pixels}; "
             "raise it with --max-pixels"
         )
+    symbols = decode_payload(header, payload)
     dev = resolve_device(device)
     model = build_model(header, bitstream.dequantize(header, symbols), dev)
     return render(model, height, width, hidden_width=header.hidden_width, device=dev)

@@ -28,6 +28,8 @@ def _open(path) -> Image.Image:
         raise ImageInputError(f"{path}: no such file")
     if path.is_dir():
         raise ImageInputError(f"{path}: is a directory, not an image")
+    if not path.is_file():
+        raise ImageInputError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise ImageInputError(f"{path}: file is empty")
     try:
@@ -37,19 +39,47 @@ def _open(path) -> Image.Image:
         raise ImageInputError(f"{path}: permission denied") from None
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _read(fh, name: str) -> Image.Image:
+    """Open and fully load an image; the declared size is checked before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fh)
+            w, h = img.size
+            if w < 1 or h < 1:
+                raise ImageInputError(f"{name}: image has no pixels ({w}x{h})")
+            if max(w, h) > MAX_ENCODE_SIDE or w * h > MAX_ENCODE_PIXELS:
+                raise ImageInputError(f"{name}: {w}x{h} is too large to encode "
+                                      f"(limit {MAX_ENCODE_PIXELS} pixels, {MAX_ENCODE_SIDE} per side)")
+            high_depth = _is_high_depth(img)
             img.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageInputError(f"{name}: image is too large (decompression bomb guard of Pillow)") from None
+    except ImageInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageInputError(f"{name}: image is too large ({_one_line(exc)})") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{name}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageInputError(f"{name}: image data is broken or truncated ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise assorted types for broken files
+        raise ImageInputError(f"{name}: image data is broken or truncated ({_one_line(exc)})") from None
+    if high_depth:
+        img.info["inr_high_depth"] = True
     return img
+
+
+def _is_high_depth(img: Image.Image) -> bool:
+    """16-bit samples that Pillow would silently reduce to 8 bits (e.g. 48-bit RGB PNG -> RGB)."""
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        return False
+    try:
+        return any(";16" in str(t.args if hasattr(t, "args") else t[3]) for t in (img.tile or []))
+    except Exception:  # noqa: BLE001 - tile layouts differ between plugins; only a hint
+        return False
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -68,6 +98,11 @@ def normalize_mode(img: Image.Image, *, convert: bool = False, name: str = "imag
     transparent alpha -> composited onto white.
     """
     mode = img.mode
+    if img.info.get("inr_high_depth"):
+        if not convert:
+            raise ImageInputError(f"{name}: 16-bit {mode} image has more than 8 bits per sample; "
+                                  "pass --convert to reduce it to 8 bits")
+        img.info.pop("inr_high_depth", None)
     if mode in ("RGB", "L"):
         return img
     if mode == "1":
@@ -150,13 +185,22 @@ def check_writable(path) -> None:
         raise OSError(f"{parent}: output folder does not exist")
     if not os.access(parent, os.W_OK):
         raise OSError(f"{parent}: output folder is not writable")
+    try:  # the real test (os.access says yes to root, also on read-only file systems)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_atomic(path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename: never a partial file."""
     path = Path(path)
     check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

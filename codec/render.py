@@ -12,6 +12,8 @@ CHUNK_ACTIVATIONS = 1 << 23
 
 def to_uint8(values: torch.Tensor) -> torch.Tensor:
     """Model output in [-1, 1] -> 8-bit pixel values (round half to even, clamped)."""
+    # nan_to_num: a hostile file can make the network output NaN; map it to a defined value (mid grey)
+    values = torch.nan_to_num(values, nan=0.0)
     return torch.round((values + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
 
 
