@@ -91,7 +91,8 @@ def decode(
         max_pixels: raise the output-pixel limit (default 89,478,485, as Pillow's).
     Raises:
         InrFormatError: `data` is not a valid `.inr` file (truncated, corrupted, unsupported, too large).
-        OptionError: bad size options or an output over the pixel limit.
+        OptionError: bad size options or a requested output over the pixel limit (a file whose own
+            size is over it raises ImageTooLargeError, both an InrFormatError and an OptionError).
     """
     limits = DecodeLimits() if max_pixels is None else DecodeLimits(max_pixels=max_pixels)
     return decode_image(bytes(data), res=res, size=size, scale=scale, device=device, limits=limits)
