@@ -104,13 +104,10 @@ def _prepare(rate, psnr):
     if np.any(rate <= 0):
         raise BDError("rates must be positive")
     # sort by quality and merge points of equal PSNR (PCHIP needs distinct x)
-    order = np.argsort(psnr, kind="stable")
-    rate, psnr = rate[order], psnr[order]
-    uniq, idx = np.unique(psnr, return_index=True)
+    uniq = np.unique(psnr)
     logr = np.array([np.log10(rate[psnr == u]).mean() for u in uniq])
     if len(uniq) < 2:
         raise BDError("need at least two points of distinct PSNR per curve")
-    del idx
     return logr, uniq
 
 

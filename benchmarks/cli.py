@@ -16,7 +16,7 @@ import numpy as np
 import PIL
 
 from . import report
-from .codecs import ANCHOR, REGISTRY, InrCodec
+from .registry import ANCHOR, REGISTRY, InrCodec
 from .dataset import dataset_name, load_images
 from .runner import Cache, aggregate, run_codec, stderr_log
 
@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         with (out_dir / "COMMAND.txt").open("a") as f:
             f.write(f"{date}  cwd={os.getcwd()}  {command}\n")
-        cache = Cache(None if args.fresh else out_dir / "cache" / "records.jsonl")
-        if args.fresh:
-            cache.path = out_dir / "cache" / "records.jsonl"
+        cache = Cache(out_dir / "cache" / "records.jsonl", load=not args.fresh)
         common = {
             "dataset": {"name": name, "path": str(Path(args.dataset).resolve()), "n_images": len(images),
                         "reductions": reductions, "images": [im.describe() for im in images]},
@@ -210,11 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                          "ms_ssim_scales": sorted({r["ms_ssim_scales"] for r in records if "ms_ssim_scales" in r})},
                 "per_image": records,
             }
-            (out_dir / f"{codec.name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+            (out_dir / f"{codec.name}.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
             if log:
                 log(f"wrote {out_dir / (codec.name + '.json')}")
 
     docs = report.order(report.load_results(out_dir), [ANCHOR, *REGISTRY])
+    if args.report_only and docs:  # describe the data the files were measured on, not the arguments
+        dataset = next(iter(docs.values()))["meta"].get("dataset", {})
+        name, reductions = dataset.get("name", name), dataset.get("reductions", reductions)
     table = report.bd_table(name, docs, anchors, ANCHOR, reductions)
     (out_dir / "bd_rate.md").write_text(table)
     written = [str(out_dir / "bd_rate.md")]

@@ -18,7 +18,8 @@ Definitions (also in benchmarks/README.md):
   Images too small for five scales: the number of scales M is the largest
   (at most 5) for which the smallest side after M-1 halvings is still >= 11
   (five scales need a smallest side >= 176; a 128-pixel side gets 4), and the
-  first M weights are renormalised to sum to 1.  Below 11 pixels the window is
+  first M weights are renormalised to sum to 1 (with all five scales the
+  published weights are used as they are).  Below 11 pixels the window is
   shrunk to the largest odd size that fits.  Both are returned by
   :func:`ms_ssim_details` and recorded per image.
 """
@@ -125,7 +126,8 @@ def ms_ssim_details(a, b) -> dict:
     _check_pair(a, b)
     scales, win = ms_ssim_scales(a.shape[0], a.shape[1])
     weights = np.asarray(MS_SSIM_WEIGHTS[:scales], dtype=np.float64)
-    weights = weights / weights.sum()
+    if scales < len(MS_SSIM_WEIGHTS):  # the standard five are used as published (they sum to 1.0001)
+        weights = weights / weights.sum()
     g = _gaussian(win, WIN_SIGMA)
     x, y = a.astype(np.float64), b.astype(np.float64)
     terms = []

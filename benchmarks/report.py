@@ -93,6 +93,19 @@ def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anch
         r = doc["results"]
         lines.append(f"| {name}: {doc['description']} | {len(r['bpp'])} | {_fmt_range(r['bpp'])} | "
                      f"{_fmt_range(r['psnr'], '{:.2f}')} | " + " | ".join(_bd_cells(anchor, r["bpp"], r["psnr"])) + " |")
+        by_rate = [p for _, p in sorted(zip(r["bpp"], r["psnr"]))]
+        if any(b < a for a, b in zip(by_rate, by_rate[1:])):
+            notes.append(f"- {name}: PSNR does not rise with rate at every point (a worse point at a higher rate); "
+                         "its BD figures use the points sorted by PSNR and should be read with care")
+        wanted = (doc["meta"].get("codec_settings") or {}).get("steps")
+        ran = [rec["encoder"]["steps"] for rec in doc.get("per_image", []) if "steps" in rec.get("encoder", {})]
+        short = [n for n in ran if wanted and n < wanted]
+        if short:
+            load = doc["meta"].get("environment", {}).get("loadavg_at_start") or []
+            notes.append(f"- {name}: the time budget stopped the encoder before the requested {wanted} steps in "
+                         f"{len(short)} of {len(ran)} encodes (steps run {min(ran)}–{max(ran)}; load average at start "
+                         f"{' / '.join(f'{x:.1f}' for x in load) or 'unknown'}): its curve reflects "
+                         "this machine's speed and load as much as the codec")
         failed = doc["meta"].get("failed_points") or []
         if failed:
             first = next((f["errors"][0] for f in failed if f["errors"]), "missing images")
@@ -113,8 +126,12 @@ def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anch
 
 
 def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, dict],
-            reductions: dict | None, max_bpp: float = 2.0) -> bool:
-    """PSNR- and MS-SSIM-vs-bpp plot; returns False (with a message) without matplotlib."""
+            reductions: dict | None) -> bool:
+    """PSNR- and MS-SSIM-vs-bpp plot; returns False (with a message) without matplotlib.
+
+    Measured curves are solid with markers (ours thick black), published ones dashed.
+    The bpp axis ends at 2, or further if some measured codec has no point below that.
+    """
     try:
         import matplotlib
 
@@ -123,26 +140,41 @@ def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, 
     except ImportError:
         print("rd_plot.png skipped: matplotlib is not installed (pip install 'inr-codec[plot]')", file=sys.stderr)
         return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6))
-    for name, doc in docs.items():
+    max_bpp = max([2.0] + [min(d["results"]["bpp"]) * 1.5 for d in docs.values() if d["results"]["bpp"]])
+    fig, (ax1, ax2, legend_ax) = plt.subplots(1, 3, figsize=(16, 6.5), gridspec_kw={"width_ratios": [1, 1, 0.36]})
+    seen = {"psnr": [], "msdb": []}
+    measured = plt.get_cmap("tab10")
+    for i, (name, doc) in enumerate(docs.items()):
         r = doc["results"]
-        pts = sorted(zip(r["bpp"], r["psnr"], r.get("ms-ssim-db", [None] * len(r["bpp"]))))
-        style = dict(marker="o", lw=2.5 if name == "inr" else 1.5, ms=4, label=name)
+        msdb = r.get("ms-ssim-db") or [None] * len(r["bpp"])
+        pts = sorted(zip(r["bpp"], r["psnr"], msdb))
+        style = dict(marker="o", ms=4, label=name, lw=1.5, color=measured(i % 10))
+        if name == "inr":
+            style.update(lw=2.8, color="black", zorder=5)
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+        seen["psnr"] += [p[1] for p in pts if p[0] <= max_bpp]
         if all(p[2] is not None for p in pts):
             ax2.plot([p[0] for p in pts], [p[2] for p in pts], **style)
-    for name, a in anchors.items():
+            seen["msdb"] += [p[2] for p in pts if p[0] <= max_bpp]
+    published = plt.get_cmap("tab20b")
+    for i, (name, a) in enumerate(anchors.items()):
         pts = sorted(zip(a["bpp"], a["psnr"]))
-        ax1.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1, alpha=0.7, label=f"{name} (published)")
+        ax1.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", lw=1, color=published(i % 20),
+                 label=f"{name} (published)")
+        seen["psnr"] += [p[1] for p in pts if p[0] <= max_bpp]
     note = ""
     if reductions and any(reductions.get(k) is not None for k in ("limit", "downscale")):
-        note = f"\nreductions {json.dumps({k: reductions.get(k) for k in ('limit', 'downscale')})}: dashed published curves are full-res Kodak"
-    ax1.set(xlabel="bits per pixel", ylabel="PSNR RGB (dB)", title=f"{dataset}: PSNR{note}", xlim=(0, max_bpp))
-    ax2.set(xlabel="bits per pixel", ylabel="MS-SSIM (dB)", title=f"{dataset}: MS-SSIM", xlim=(0, max_bpp))
-    for ax in (ax1, ax2):
+        red = ", ".join(f"{k}={reductions[k]}" for k in ("limit", "downscale") if reductions.get(k) is not None)
+        note = f" (reduced: {red}; the dashed published curves are full-resolution Kodak, only indicative)"
+    fig.suptitle(f"{dataset}{note}", fontsize=11)
+    ax1.set(xlabel="bits per pixel", ylabel="PSNR RGB (dB)", title="PSNR", xlim=(0, max_bpp))
+    ax2.set(xlabel="bits per pixel", ylabel="MS-SSIM (dB)", title="MS-SSIM", xlim=(0, max_bpp))
+    for ax, key in ((ax1, "psnr"), (ax2, "msdb")):
+        if seen[key]:
+            ax.set_ylim(min(seen[key]) - 1, max(seen[key]) + 1)
         ax.grid(alpha=0.3)
-    ax1.legend(fontsize=7, ncol=2)
-    ax2.legend(fontsize=7)
+    legend_ax.axis("off")
+    legend_ax.legend(*ax1.get_legend_handles_labels(), loc="center left", fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

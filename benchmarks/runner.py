@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import metrics
-from .codecs.base import Codec
+from .base import Codec
 from .dataset import BenchImage
 
 
@@ -26,10 +25,11 @@ class Cache:
     that determines them: codec, its fingerprint (library versions / source hash
     and options), the setting, the image name and a hash of its reduced pixels."""
 
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, *, load: bool = True):
+        """``path`` None keeps records in memory only; ``load=False`` ignores what the file holds."""
         self.path = path
         self.records: dict[str, dict] = {}
-        if path is not None and path.exists():
+        if load and path is not None and path.exists():
             for line in path.read_text().splitlines():
                 try:
                     entry = json.loads(line)
@@ -50,8 +50,13 @@ class Cache:
         self.records[key] = record
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as f:
-                f.write(json.dumps({"key": key, "record": record}) + "\n")
+            with self.path.open("a+b") as f:
+                f.seek(0, 2)
+                if f.tell():  # after a run killed mid-line, start on a fresh line
+                    f.seek(-1, 2)
+                    if f.read(1) != b"\n":
+                        f.write(b"\n")
+                f.write((json.dumps({"key": key, "record": record}) + "\n").encode())
 
 
 def measure(codec: Codec, setting, image: BenchImage) -> dict:
@@ -84,8 +89,16 @@ def measure(codec: Codec, setting, image: BenchImage) -> dict:
             "ms_ssim_scales": ms["scales"], "ms_ssim_win": ms["win_size"],
             "encoding_time": t1 - t0, "decoding_time": t2 - t1,
         })
-        if codec.setting_name == "target_bpp" and rec["bpp"] > float(setting) + 1e-9:
-            rec["warning"] = f"rate {rec['bpp']:.4f} bpp exceeds the target {setting}"
+        info = codec.last_encode_info()
+        if info:
+            rec["encoder"] = info
+        warnings = []
+        if info and info.get("bytes") not in (None, len(data)):
+            warnings.append(f"encoder reported {info['bytes']} bytes, the file has {len(data)}")
+        if codec.rate_is_ceiling and rec["bpp"] > float(setting) + 1e-9:
+            warnings.append(f"rate {rec['bpp']:.4f} bpp exceeds the target {setting}")
+        if warnings:
+            rec["warning"] = "; ".join(warnings)
     except Exception as exc:  # one failed point must not end the benchmark
         rec["error"] = f"{type(exc).__name__}: {exc}"
     return rec
@@ -118,6 +131,8 @@ def _summary(rec: dict) -> str:
         return "ERROR " + rec["error"]
     s = (f"{rec['bpp']:.4f} bpp, {rec['psnr']:.2f} dB, MS-SSIM {rec['ms-ssim']:.4f}, "
          f"enc {rec['encoding_time']:.2f} s, dec {rec['decoding_time']:.3f} s")
+    if "steps" in rec.get("encoder", {}):
+        s += f", {rec['encoder']['steps']} steps"
     return s + (f" WARNING {rec['warning']}" if "warning" in rec else "")
 
 
@@ -144,13 +159,6 @@ def aggregate(records: list[dict], settings: list, n_images: int) -> tuple[dict,
             results[k].append(float(np.mean([r[k] for r in recs])))
         results["psnr_of_mean_mse"].append(metrics.psnr_from_mse(float(np.mean([r["mse"] for r in recs]))))
     return results, kept, failed
-
-
-def finite(x):
-    """JSON-safe: NaN/inf become None."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def stderr_log(quiet: bool) -> Callable[[str], None] | None:

@@ -5,6 +5,7 @@ of the real bytes, and quality that of ``codec.decode`` of those bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -23,11 +24,19 @@ def _source_hash(module) -> str:
     return h.hexdigest()[:16]
 
 
+def _plain(result) -> dict:
+    """The JSON-friendly fields of an encoder's result object, without the bytes."""
+    fields = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(vars(result))
+    return {k: v for k, v in fields.items()
+            if k != "data" and isinstance(v, (int, float, str, bool, type(None)))}
+
+
 class InrCodec(Codec):
     name = "inr"
     description = "INR codec (this repository): quantized SIREN fitted per image"
     setting_name = "target_bpp"
     default_settings = (0.1, 0.25, 0.5, 0.75, 1.5)
+    rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
                  device: str | None = None, seed: int = 0):
@@ -62,10 +71,18 @@ class InrCodec(Codec):
         return None
 
     def encode(self, img: Image.Image, setting) -> bytes:
-        return self._module().encode(
-            img, bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
-            device=self.requested_device, seed=self.seed, progress=False,
-        )
+        mod = self._module()
+        options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
+                       device=self.requested_device, seed=self.seed, progress=False)
+        self._info = None
+        if hasattr(mod, "encode_with_stats"):  # same encoder, plus what it did (steps run, ...)
+            result = mod.encode_with_stats(img, **options)
+            self._info = _plain(result)
+            return result.data
+        return mod.encode(img, **options)
+
+    def last_encode_info(self) -> dict | None:
+        return getattr(self, "_info", None)
 
     def decode(self, data: bytes) -> Image.Image:
         return self._module().decode(data, device=self.requested_device).convert("RGB")

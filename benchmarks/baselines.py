@@ -51,6 +51,8 @@ class PillowCodec(Codec):
         fp = {"pillow": PIL.__version__, "options": self.save_options}
         if self.feature:
             fp[self.feature] = features.version(self.feature)
+            if self.feature == "jpg" and features.check_feature("libjpeg_turbo"):
+                fp["libjpeg_turbo"] = features.version("libjpeg_turbo")
         return fp
 
     def config(self) -> dict:
@@ -106,7 +108,8 @@ class AVIF(PillowCodec):
 
 
 class JPEG2000(PillowCodec):
-    """JPEG 2000; the setting is the target rate in bpp (OpenJPEG rate allocation)."""
+    """JPEG 2000; the setting is the target rate in bpp (OpenJPEG rate allocation, approximate:
+    the file's headers come on top, so the real rate is a few percent higher)."""
 
     name = "jpeg2000"
     description = "JPEG 2000 (Pillow, OpenJPEG, 9/7 irreversible, rate-targeted)"
