@@ -55,7 +55,8 @@ def encode(
         bpp: target rate; the file is at most this many bits per pixel (header included).
         preset: a named operating point ("low", "medium", "high", "max"); "medium" if neither is given.
         steps: optimisation steps over all phases (default 2000).
-        time_budget: seconds for optimisation (default 150 on CPU, none on GPU); stops at whichever comes first.
+        time_budget: seconds for optimisation; stops at whichever comes first (default: 150 s on
+            the CPU when steps is not given either, else none).
         device: "auto" (default: CUDA when available), "cpu" or "cuda".
         seed: makes the result reproducible on the same device (when limited by steps, not time).
         sparsity: fraction of weights pruned by magnitude before quantization.

@@ -152,9 +152,11 @@ def encode_parser() -> argparse.ArgumentParser:
     rate.add_argument("--bpp", type=_positive_float, help="target bits per pixel; the file is at most this")
     rate.add_argument("--preset", choices=list(PRESETS), help=f"named operating point ({DEFAULT_PRESET} if no --bpp); "
                       + ", ".join(f"{k}={v} bpp" for k, v in PRESETS.items()))
-    p.add_argument("--steps", type=_positive_int, default=DEFAULT_STEPS, help="optimisation steps over all phases")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help=f"optimisation steps over all phases (default: {DEFAULT_STEPS})")
     p.add_argument("--time-budget", type=_positive_float, default=None,
-                   help=f"seconds of optimisation (default: {DEFAULT_CPU_TIME_BUDGET:g} on CPU, none on GPU)")
+                   help=f"seconds of optimisation (default: {DEFAULT_CPU_TIME_BUDGET:g} on CPU when --steps is not given, "
+                        "else none)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")

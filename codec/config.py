@@ -29,7 +29,7 @@ class EncoderConfig:
     bpp: float | None = None  #: target bits per pixel (the file is at most this)
     preset: str | None = None  #: a name in PRESETS (used when bpp is None)
     steps: int | None = None  #: total optimisation steps over all phases (None: DEFAULT_STEPS)
-    time_budget: float | None = None  #: seconds for all phases (None: DEFAULT_CPU_TIME_BUDGET on CPU, none on GPU)
+    time_budget: float | None = None  #: seconds for all phases (None: DEFAULT_CPU_TIME_BUDGET on CPU if steps is None too)
     device: str | None = None  #: "auto", "cpu" or "cuda"
     seed: int = 0  #: seeds initialisation and pixel sampling
     hidden_width: int | None = None  #: fixed architecture (overrides rate-based sizing)
@@ -92,9 +92,19 @@ def architecture_for_budget(n_params: float, channels: int) -> tuple[int, int]:
     return best, layers
 
 
+def _rate_model(sparsity: float, layers_guess: int) -> tuple[float, float]:
+    """(header bits, bits per stored weight) of the rate estimate."""
+    header_bits = 8 * (30 + EST_HEADER_BYTES_PER_TENSOR * 2 * (layers_guess + 1))
+    return header_bits, EST_BITS_PER_WEIGHT * (1 - sparsity) + 1.0 * sparsity
+
+
 def params_for_rate(bpp: float, width: int, height: int, *, sparsity: float, layers_guess: int = 6) -> float:
     """Parameter budget for a target rate, from measured bits per stored weight."""
-    header_bits = 8 * (30 + EST_HEADER_BYTES_PER_TENSOR * 2 * (layers_guess + 1))
-    bits = bpp * width * height - header_bits
-    bits_per_param = EST_BITS_PER_WEIGHT * (1 - sparsity) + 1.0 * sparsity
-    return max(0.0, bits / bits_per_param)
+    header_bits, bits_per_param = _rate_model(sparsity, layers_guess)
+    return max(0.0, (bpp * width * height - header_bits) / bits_per_param)
+
+
+def rate_for_params(n_params: float, width: int, height: int, *, sparsity: float, layers_guess: int = 6) -> float:
+    """Estimated bpp of a network with n_params parameters (inverse of params_for_rate)."""
+    header_bits, bits_per_param = _rate_model(sparsity, layers_guess)
+    return (header_bits + n_params * bits_per_param) / (width * height)

@@ -10,7 +10,10 @@ import torch
 import bitstream
 from bitstream import Header, TensorRecord, choose_model, parameter_count
 
-from .config import MIN_LAYERS, MIN_WIDTH, DEFAULT_CPU_TIME_BUDGET, DEFAULT_STEPS, EncoderConfig, architecture_for_budget, params_for_rate
+from .config import (
+    DEFAULT_CPU_TIME_BUDGET, DEFAULT_STEPS, MIN_LAYERS, MIN_WIDTH, EncoderConfig, architecture_for_budget,
+    params_for_rate, rate_for_params,
+)
 from .coords import grid
 from .decoder import decode_array
 from .devices import resolve_device
@@ -107,8 +110,9 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         hidden_width, hidden_layers = architecture_for_budget(n_params, channels)
         smallest = parameter_count(MIN_WIDTH, MIN_LAYERS, channels)
         if n_params < smallest and cfg.bpp is not None:
-            need = 8 * (parameter_count(MIN_WIDTH, MIN_LAYERS, channels) + 60) / (width * height)
-            raise OptionError(f"--bpp {cfg.bpp} is too low for a {width}x{height} image: the smallest network needs about {need:.2f} bpp")
+            need = rate_for_params(smallest, width, height, sparsity=cfg.sparsity)
+            raise OptionError(f"bpp target {cfg.bpp:g} is too low for a {width}x{height} image: "
+                              f"the smallest network needs about {need:.3g} bpp")
     omega0 = float(np.float32(cfg.omega0))
     dims = (width, height, channels, hidden_width, hidden_layers, omega0)
 
@@ -120,11 +124,16 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
 
     total_steps = cfg.steps or DEFAULT_STEPS
-    seconds = cfg.time_budget if cfg.time_budget is not None else (DEFAULT_CPU_TIME_BUDGET if device.type == "cpu" else None)
-    shares = {"fit": 0.75, "prune": 0.05, "qat": 0.2} if cfg.sparsity > 0 else {"fit": 0.8, "prune": 0.0, "qat": 0.2}
+    seconds = cfg.time_budget
+    if seconds is None and cfg.steps is None and device.type == "cpu":
+        seconds = DEFAULT_CPU_TIME_BUDGET  # a plain CPU encode ends in minutes; explicit steps are honoured
+    shares = {"qat": 0.2, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
+    phase_steps = {name: int(total_steps * share) for name, share in shares.items()}
+    phase_steps["fit"] = max(1, total_steps - sum(phase_steps.values()))
+    shares["fit"] = 1.0 - sum(shares.values())
 
     def phase(name: str, lr: float) -> Phase:
-        return Phase(name, max(1, round(total_steps * shares[name])), None if seconds is None else seconds * shares[name], lr)
+        return Phase(name, phase_steps[name], None if seconds is None else seconds * shares[name], lr)
 
     run = dict(batch_pixels=batch, generator=generator, progress=progress)
     steps_done = optimise(model, coords, target, phase("fit", cfg.lr), **run).steps
@@ -132,6 +141,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     if cfg.sparsity > 0:
         masks = magnitude_masks(model, cfg.sparsity)
         apply_masks(model, masks)
+    if masks is not None and phase_steps["prune"]:
         steps_done += optimise(model, coords, target, phase("prune", cfg.qat_lr * 3), masks=masks, **run).steps
 
     bits = cfg.bits if cfg.bits is not None else DEFAULT_BITS
@@ -150,7 +160,8 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     def transform(params: list[torch.Tensor]) -> list[torch.Tensor]:
         return [fake_quantize(p, s) for p, s in zip(params, qsteps)]
 
-    steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
+    if phase_steps["qat"]:
+        steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
 
     data = _serialize(model, qsteps, dims)
     if budget_bytes is not None and cfg.bits is None and len(data) > budget_bytes:
