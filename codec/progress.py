@@ -11,7 +11,8 @@ class Progress:
     def __init__(self, *, enabled: bool, stream=None, rate: float = 8.0):
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
-        self.interval = 1.0 / rate
+        self.is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 1.0 / rate if self.is_tty else 5.0  # a log file gets a line every few seconds
         self._last = 0.0
         self._width = 0
 
@@ -24,6 +25,10 @@ class Progress:
         self._last = now
         left_txt = f"~{left:5.0f}s left" if left is not None else ""
         line = f"[{phase:>5}] step {step:>6}/{total:<6} loss {loss:.3e}  PSNR {psnr:6.2f} dB  {left_txt}"
+        if not self.is_tty:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            return
         pad = max(0, self._width - len(line))
         self._width = len(line)
         self.stream.write("\r" + line + " " * pad)
