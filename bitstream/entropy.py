@@ -88,8 +88,11 @@ def header_bytes(model: TensorModel) -> int:
     return model_param_size(model)
 
 
-def choose_model(symbols: np.ndarray) -> TensorModel:
-    """Pick the model that makes this tensor smallest (header parameters + payload), by measuring."""
+def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
+    """Pick the model that makes this tensor smallest (header parameters + payload), by measuring.
+
+    `kinds` limits the candidates (ZERO is always allowed); None means every model.
+    """
     flat = np.asarray(symbols).reshape(-1).astype(np.int64)
     max_abs = int(np.abs(flat).max()) if flat.size else 0
     if max_abs == 0:
@@ -111,6 +114,8 @@ def choose_model(symbols: np.ndarray) -> TensorModel:
     if max_abs <= HISTOGRAM_MAX_ABS:
         counts = np.bincount(flat + max_abs, minlength=2 * max_abs + 1)
         candidates.append(TensorModel(HISTOGRAM, max_abs, counts=tuple(int(c) for c in counts)))
+    if kinds is not None:
+        candidates = [m for m in candidates if m.kind in kinds]
     costs = [measure_bits(flat, m) + 8 * header_bytes(m) for m in candidates]
     return candidates[int(np.argmin(costs))]
 

@@ -40,6 +40,8 @@ class EncoderConfig:
     lr: float = 1e-3  #: Adam learning rate of the fitting phase (cosine-decayed)
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
+    qat: bool = True  #: quantization-aware fine-tuning (False: post-training quantization, for ablations)
+    entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
     convert: bool = False  #: convert 16-bit, CMYK and transparent images instead of refusing
     progress: bool = False  #: progress bar on stderr
 

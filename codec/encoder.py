@@ -65,27 +65,27 @@ def _header(width, height, channels, hidden_width, hidden_layers, omega0, record
                   hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records))
 
 
-def _serialize(model: Siren, steps: list[float], dims: tuple) -> bytes:
+def _serialize(model: Siren, steps: list[float], dims: tuple, kinds=None) -> bytes:
     symbols = [quantize(p, s) for p, s in zip(model.parameters_in_file_order(), steps)]
-    records = [TensorRecord(step, choose_model(sym)) for step, sym in zip(steps, symbols)]
+    records = [TensorRecord(step, choose_model(sym, kinds=kinds)) for step, sym in zip(steps, symbols)]
     return bitstream.write_file(_header(*dims, records), symbols)
 
 
-def _fit_rate(model: Siren, dims: tuple, budget_bytes: int, hi_bits: float) -> tuple[float, bytes] | None:
+def _fit_rate(model: Siren, dims: tuple, budget_bytes: int, hi_bits: float, kinds=None) -> tuple[float, bytes] | None:
     """Largest bit width <= hi_bits whose file fits budget_bytes (bisection), or None."""
     params = model.parameters_in_file_order()
     lo, hi = _BITS_RANGE[0], hi_bits
-    data = _serialize(model, steps_for_bits(params, hi), dims)
+    data = _serialize(model, steps_for_bits(params, hi), dims, kinds)
     if len(data) <= budget_bytes:
         return hi, data
     best = None
-    data = _serialize(model, steps_for_bits(params, lo), dims)
+    data = _serialize(model, steps_for_bits(params, lo), dims, kinds)
     if len(data) > budget_bytes:
         return None
     best = (lo, data)
     while hi - lo > 0.02:
         mid = 0.5 * (lo + hi)
-        data = _serialize(model, steps_for_bits(params, mid), dims)
+        data = _serialize(model, steps_for_bits(params, mid), dims, kinds)
         if len(data) <= budget_bytes:
             lo, best = mid, (mid, data)
         else:
@@ -127,7 +127,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     seconds = cfg.time_budget
     if seconds is None and cfg.steps is None and device.type == "cpu":
         seconds = DEFAULT_CPU_TIME_BUDGET  # a plain CPU encode ends in minutes; explicit steps are honoured
-    shares = {"qat": 0.2, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
+    shares = {"qat": 0.2 if cfg.qat else 0.0, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
     phase_steps = {name: int(total_steps * share) for name, share in shares.items()}
     phase_steps["fit"] = max(1, total_steps - sum(phase_steps.values()))
     shares["fit"] = 1.0 - sum(shares.values())
@@ -146,11 +146,11 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
 
     bits = cfg.bits if cfg.bits is not None else DEFAULT_BITS
     if budget_bytes is not None and cfg.bits is None:
-        fitted = _fit_rate(model, dims, budget_bytes, MAX_RATE_BITS)
+        fitted = _fit_rate(model, dims, budget_bytes, MAX_RATE_BITS, cfg.entropy_models)
         if fitted is not None:
             bits = fitted[0]
         elif cfg.bpp is not None:
-            smallest = len(_serialize(model, steps_for_bits(model.parameters_in_file_order(), _BITS_RANGE[0]), dims))
+            smallest = len(_serialize(model, steps_for_bits(model.parameters_in_file_order(), _BITS_RANGE[0]), dims, cfg.entropy_models))
             raise OptionError(f"--bpp {cfg.bpp} is too low for this image: the smallest file is {smallest} bytes "
                               f"({8 * smallest / (width * height):.3f} bpp)")
         else:
@@ -163,9 +163,9 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     if phase_steps["qat"]:
         steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
 
-    data = _serialize(model, qsteps, dims)
+    data = _serialize(model, qsteps, dims, cfg.entropy_models)
     if budget_bytes is not None and cfg.bits is None and len(data) > budget_bytes:
-        refitted = _fit_rate(model, dims, budget_bytes, bits)
+        refitted = _fit_rate(model, dims, budget_bytes, bits, cfg.entropy_models)
         if refitted is not None:
             bits, data = refitted
     decoded = decode_array(data, device=str(device))

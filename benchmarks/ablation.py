@@ -1,0 +1,134 @@
+"""Ablation of the encoder's techniques: each variant's RD curve and BD-rate.
+
+    python -m benchmarks.ablation ../shared/data/kodak --limit 2 --downscale 0.25 --steps 2000
+
+Every variant encodes the same images at the same target rates with the real codec (rate from
+the real bytes, PSNR from the decoded file); BD-rate is against JPEG 4:2:0 on the same images and
+against the full encoder. Results: <out>/ablation.json and <out>/ablation.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import bitstream
+from codec.config import EncoderConfig
+from codec.encoder import encode_pixels
+
+from .baselines import JPEG420
+from .bdrate import BDError, bd_rate
+from .dataset import dataset_name, load_images
+from .metrics import as_rgb_array, psnr
+
+VARIANTS = {
+    "full": {},
+    "no QAT (post-training quantization)": {"qat": False},
+    "Laplace model only (no zero-flag / histogram)": {"entropy_models": (bitstream.ZERO, bitstream.LAPLACE)},
+    "pruning 20% + fine-tune": {"sparsity": 0.2},
+}
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _curve(points: list[dict]) -> tuple[list[float], list[float]]:
+    return [p["bpp"] for p in points], [p["psnr"] for p in points]
+
+
+def _bd(anchor, test) -> float | None:
+    try:
+        return 100 * bd_rate(*anchor, *test)
+    except BDError:
+        return None
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__.splitlines()[0])
+    p.add_argument("dataset", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"))
+    p.add_argument("--limit", type=int, default=2)
+    p.add_argument("--downscale", type=float, default=0.25)
+    p.add_argument("--bpps", default="0.25,0.5,0.75,1.5")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    bpps = [float(b) for b in args.bpps.split(",")]
+    images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
+    name = dataset_name(args.dataset, args.limit, args.downscale)
+    out = Path(args.out or Path(__file__).parent / "results" / f"ablation_{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = [as_rgb_array(im.image()) for im in images]
+
+    jpeg = JPEG420()
+    jpeg_points = []
+    for q in jpeg.default_settings:
+        rates, quals = [], []
+        for arr, im in zip(arrays, images):
+            data = jpeg.encode(im.image(), q)
+            rates.append(8 * len(data) / (arr.shape[0] * arr.shape[1]))
+            quals.append(psnr(arr, as_rgb_array(jpeg.decode(data))))
+        jpeg_points.append({"quality": q, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals))})
+
+    results = {}
+    for variant, overrides in VARIANTS.items():
+        points = []
+        for bpp in bpps:
+            rates, quals, secs = [], [], []
+            for arr in arrays:
+                cfg = replace(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device), **overrides)
+                t0 = time.monotonic()
+                res = encode_pixels(arr, cfg)
+                secs.append(time.monotonic() - t0)
+                rates.append(res.bpp)
+                quals.append(res.psnr)
+            points.append({"target_bpp": bpp, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals)),
+                           "encode_seconds": float(np.mean(secs))})
+            print(f"{variant:45s} {bpp:5.2f} bpp -> {points[-1]['bpp']:.3f} bpp {points[-1]['psnr']:.2f} dB",
+                  file=sys.stderr, flush=True)
+        results[variant] = points
+
+    full = _curve(results["full"])
+    jpeg_curve = _curve(jpeg_points)
+    rows = []
+    for variant, points in results.items():
+        rows.append({"variant": variant, "bd_rate_vs_jpeg420": _bd(jpeg_curve, _curve(points)),
+                     "bd_rate_vs_full": _bd(full, _curve(points)), "points": points})
+    meta = {"command": " ".join([sys.executable, "-m", "benchmarks.ablation", *(argv or sys.argv[1:])]),
+            "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": args.device, "torch": torch.__version__, "platform": platform.platform(),
+            "dataset": name, "images": [im.describe() for im in images], "steps": args.steps, "target_bpps": bpps}
+    (out / "ablation.json").write_text(json.dumps({"meta": meta, "jpeg420": jpeg_points, "variants": rows}, indent=2))
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:+.1f} %"
+
+    lines = [f"# Ablation on {name} ({len(images)} images, {args.steps} steps, {args.device})", "",
+             f"Command: `{meta['command']}`  ", f"Commit: `{meta['commit']}`, date {meta['date']}, torch {meta['torch']}.", "",
+             "BD-rate (PCHIP, overlapping PSNR range; negative is better) against JPEG 4:2:0 on the same images, "
+             "and against the full encoder.", "",
+             "| variant | BD-rate vs JPEG 4:2:0 | BD-rate vs full | " + " | ".join(f"{b} bpp target" for b in bpps) + " |",
+             "|---|---:|---:|" + "---|" * len(bpps)]
+    for row in rows:
+        cells = " | ".join(f"{p['bpp']:.3f} bpp, {p['psnr']:.2f} dB" for p in row["points"])
+        lines.append(f"| {row['variant']} | {fmt(row['bd_rate_vs_jpeg420'])} | {fmt(row['bd_rate_vs_full'])} | {cells} |")
+    (out / "ablation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
