@@ -32,6 +32,7 @@ from .metrics import as_rgb_array, psnr
 
 VARIANTS = {
     "full": {},
+    "per-tensor range-based steps (bit-width search)": {"quant_scheme": "range"},
     "no QAT (post-training quantization)": {"qat": False},
     "Laplace model only (no zero-flag / histogram)": {"entropy_models": (bitstream.ZERO, bitstream.LAPLACE)},
     "pruning 20% + fine-tune": {"sparsity": 0.2},

@@ -40,6 +40,7 @@ class EncoderConfig:
     lr: float = 1e-3  #: Adam learning rate of the fitting phase (cosine-decayed)
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
+    quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
     qat: bool = True  #: quantization-aware fine-tuning (False: post-training quantization, for ablations)
     entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
     convert: bool = False  #: convert 16-bit, CMYK and transparent images instead of refusing
@@ -66,6 +67,8 @@ class EncoderConfig:
             raise OptionError("give both hidden_width and hidden_layers, or neither")
         if self.hidden_width is not None and not (1 <= self.hidden_width <= 1024 and 1 <= self.hidden_layers <= 32):
             raise OptionError("hidden_width must be in 1..1024 and hidden_layers in 1..32")
+        if self.quant_scheme not in ("shared", "range"):
+            raise OptionError(f"quant_scheme must be 'shared' or 'range', got {self.quant_scheme!r}")
         if not 0.1 <= self.omega0 <= 1000:
             raise OptionError(f"omega0 must be in [0.1, 1000], got {self.omega0}")
         if self.bpp is None and self.preset is None and self.bits is None:

@@ -22,14 +22,15 @@ from .fitting import Phase, optimise
 from .metrics import psnr
 from .progress import Progress
 from .pruning import apply_masks, magnitude_masks
-from .quantization import fake_quantize, quantize, steps_for_bits
+from .quantization import fake_quantize, quantize, steps_for_bits, steps_for_level
 from .siren import Siren
 
 ARCH = bitstream.SIREN
 DEFAULT_BITS = 8.0  #: bit width without a rate target
-MAX_RATE_BITS = 12.0  #: rate control may refine up to this so a file is not far below its target
-CPU_BATCH_PIXELS = 1 << 14
-_BITS_RANGE = (2.0, 16.0)
+LEVEL_RANGE = (2.0, 16.0)  #: rate control searches base steps 2**-16 .. 2**-2
+DEFAULT_LEVEL = 10.0  #: base step 2**-10 when a preset's target cannot be met
+BITS_RANGE = (2.0, 12.0)  #: the "range" scheme (ablation) searches bit widths
+CPU_BATCH_PIXELS = 1 << 14  #: pixels per step on the CPU (the whole image per step on a GPU)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class EncodeResult:
     seed: int
     hidden_width: int
     hidden_layers: int
-    bits: float
+    quant_step: float  # step of the first weight tensor (see codec.quantization)
     sparsity: float
     target_bpp: float | None
 
@@ -71,21 +72,22 @@ def _serialize(model: Siren, steps: list[float], dims: tuple, kinds=None) -> byt
     return bitstream.write_file(_header(*dims, records), symbols)
 
 
-def _fit_rate(model: Siren, dims: tuple, budget_bytes: int, hi_bits: float, kinds=None) -> tuple[float, bytes] | None:
-    """Largest bit width <= hi_bits whose file fits budget_bytes (bisection), or None."""
+def _search_level(model: Siren, dims: tuple, budget_bytes: int, steps_fn, lo: float, hi: float, kinds=None):
+    """(level, file) of the finest quantization level in [lo, hi] whose file fits budget_bytes, or None.
+
+    `steps_fn(params, level)` gives per-tensor steps; file size grows with the level (bisection).
+    """
     params = model.parameters_in_file_order()
-    lo, hi = _BITS_RANGE[0], hi_bits
-    data = _serialize(model, steps_for_bits(params, hi), dims, kinds)
+    data = _serialize(model, steps_fn(params, hi), dims, kinds)
     if len(data) <= budget_bytes:
         return hi, data
-    best = None
-    data = _serialize(model, steps_for_bits(params, lo), dims, kinds)
+    data = _serialize(model, steps_fn(params, lo), dims, kinds)
     if len(data) > budget_bytes:
         return None
     best = (lo, data)
-    while hi - lo > 0.02:
+    while hi - lo > 0.01:
         mid = 0.5 * (lo + hi)
-        data = _serialize(model, steps_for_bits(params, mid), dims, kinds)
+        data = _serialize(model, steps_fn(params, mid), dims, kinds)
         if len(data) <= budget_bytes:
             lo, best = mid, (mid, data)
         else:
@@ -144,18 +146,26 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     if masks is not None and phase_steps["prune"]:
         steps_done += optimise(model, coords, target, phase("prune", cfg.qat_lr * 3), masks=masks, **run).steps
 
-    bits = cfg.bits if cfg.bits is not None else DEFAULT_BITS
-    if budget_bytes is not None and cfg.bits is None:
-        fitted = _fit_rate(model, dims, budget_bytes, MAX_RATE_BITS, cfg.entropy_models)
-        if fitted is not None:
-            bits = fitted[0]
-        elif cfg.bpp is not None:
-            smallest = len(_serialize(model, steps_for_bits(model.parameters_in_file_order(), _BITS_RANGE[0]), dims, cfg.entropy_models))
-            raise OptionError(f"--bpp {cfg.bpp} is too low for this image: the smallest file is {smallest} bytes "
-                              f"({8 * smallest / (width * height):.3f} bpp)")
+    params = model.parameters_in_file_order()
+    rate_controlled = budget_bytes is not None and cfg.bits is None
+    if rate_controlled:
+        if cfg.quant_scheme == "shared":
+            steps_fn, level, levels = steps_for_level, DEFAULT_LEVEL, LEVEL_RANGE
         else:
-            progress.message(f"preset {cfg.preset}: {target_bpp} bpp is below the smallest file for a {width}x{height} image; using {bits:g} bits")
-    qsteps = steps_for_bits(model.parameters_in_file_order(), bits)
+            steps_fn, level, levels = steps_for_bits, DEFAULT_BITS, BITS_RANGE
+        fitted = _search_level(model, dims, budget_bytes, steps_fn, *levels, cfg.entropy_models)
+        if fitted is not None:
+            level = fitted[0]
+        elif cfg.bpp is not None:
+            smallest = len(_serialize(model, steps_fn(params, levels[0]), dims, cfg.entropy_models))
+            raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest file is {smallest} "
+                              f"bytes ({8 * smallest / (width * height):.3f} bpp)")
+        else:
+            progress.message(f"preset {cfg.preset}: {target_bpp} bpp is below the smallest file for a "
+                             f"{width}x{height} image; using the default quantization")
+    else:
+        steps_fn, level = steps_for_bits, (cfg.bits if cfg.bits is not None else DEFAULT_BITS)
+    qsteps = steps_fn(params, level)
 
     def transform(params: list[torch.Tensor]) -> list[torch.Tensor]:
         return [fake_quantize(p, s) for p, s in zip(params, qsteps)]
@@ -164,16 +174,17 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
 
     data = _serialize(model, qsteps, dims, cfg.entropy_models)
-    if budget_bytes is not None and cfg.bits is None and len(data) > budget_bytes:
-        refitted = _fit_rate(model, dims, budget_bytes, bits, cfg.entropy_models)
+    if rate_controlled and len(data) > budget_bytes:  # fine-tuning moved weights: coarsen a little
+        refitted = _search_level(model, dims, budget_bytes, steps_fn, levels[0], level, cfg.entropy_models)
         if refitted is not None:
-            bits, data = refitted
+            level, data = refitted
+            qsteps = steps_fn(params, level)
     decoded = decode_array(data, device=str(device))
     quality = psnr(decoded, pixels)
     return EncodeResult(
         data=data, width=width, height=height, channels=channels, bytes=len(data),
         bpp=8 * len(data) / (width * height), psnr=quality, steps=steps_done,
         seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
-        hidden_width=hidden_width, hidden_layers=hidden_layers, bits=round(bits, 3),
+        hidden_width=hidden_width, hidden_layers=hidden_layers, quant_step=qsteps[0],
         sparsity=cfg.sparsity, target_bpp=target_bpp,
     )

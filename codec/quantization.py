@@ -20,15 +20,41 @@ def step_for_bits(weight: torch.Tensor, bits: float) -> float:
     if peak == 0.0:
         return 1.0
     step = peak / (2.0 ** (bits - 1) - 0.5)
-    step = max(step, peak / MAX_ABS_LIMIT, 2.0**-24)
-    f16 = np.float16(step)
-    if float(f16) < step:  # round up so |q| stays within the alphabet limit
+    return _float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24))  # rounded up: |q| stays in the alphabet
+
+
+def steps_for_bits(weights: list[torch.Tensor], bits: float) -> list[float]:
+    """Per-tensor steps from each tensor's range: the fixed-bit-width scheme (``--bits``)."""
+    return [step_for_bits(w, bits) for w in weights]
+
+
+def _float16_at_least(value: float) -> float:
+    f16 = np.float16(value)
+    if float(f16) < value:
         f16 = np.nextafter(f16, np.float16(np.inf))
     return float(f16)
 
 
-def steps_for_bits(weights: list[torch.Tensor], bits: float) -> list[float]:
-    return [step_for_bits(w, bits) for w in weights]
+#: step multipliers of the rate-controlled scheme: every sine layer's weights share one step (their
+#: errors are all amplified by omega0 inside the sine); the linear output layer and the biases get
+#: coarser steps (measured on Kodak crops, see benchmarks/results/ablation_*)
+OUTPUT_STEP_FACTOR = 4.0
+BIAS_STEP_FACTOR = 1.0
+
+
+def steps_for_level(weights: list[torch.Tensor], level: float) -> list[float]:
+    """Steps of the rate-controlled scheme: base step 2**-level shared by all sine-layer weights.
+
+    A larger level is a finer step and a larger file. Tensors are in file order (weight, bias per
+    layer, the output layer last).
+    """
+    base = 2.0 ** (-level)
+    steps = []
+    for i, w in enumerate(weights):
+        step = base * (OUTPUT_STEP_FACTOR if i >= len(weights) - 2 else 1.0) * (BIAS_STEP_FACTOR if i % 2 else 1.0)
+        peak = float(w.detach().abs().max())
+        steps.append(_float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24)))
+    return steps
 
 
 def fake_quantize(weight: torch.Tensor, step: float) -> torch.Tensor:
