@@ -33,7 +33,8 @@ from .metrics import as_rgb_array, psnr
 VARIANTS = {
     "full": {},
     "per-tensor range-based steps (bit-width search)": {"quant_scheme": "range"},
-    "no QAT (post-training quantization)": {"qat": False},
+    "no QAT (post-training quantization)": {"qat_fraction": 0.0},
+    "QAT on 5% of the steps": {"qat_fraction": 0.05},
     "Laplace model only (no zero-flag / histogram)": {"entropy_models": (bitstream.ZERO, bitstream.LAPLACE)},
     "pruning 20% + fine-tune": {"sparsity": 0.2},
 }
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
+    p.add_argument("--variants", default=None, help="comma-separated subset of variant names (default: all)")
     args = p.parse_args(argv)
     bpps = [float(b) for b in args.bpps.split(",")]
     images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
@@ -84,8 +86,9 @@ def main(argv=None) -> int:
             quals.append(psnr(arr, as_rgb_array(jpeg.decode(data))))
         jpeg_points.append({"quality": q, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals))})
 
+    chosen = VARIANTS if args.variants is None else {k: VARIANTS[k] for k in args.variants.split(",")}
     results = {}
-    for variant, overrides in VARIANTS.items():
+    for variant, overrides in chosen.items():
         points = []
         for bpp in bpps:
             rates, quals, secs = [], [], []

@@ -41,7 +41,7 @@ class EncoderConfig:
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
-    qat: bool = True  #: quantization-aware fine-tuning (False: post-training quantization, for ablations)
+    qat_fraction: float = 0.2  #: share of the steps spent on quantization-aware fine-tuning (0: none)
     entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
     convert: bool = False  #: convert 16-bit, CMYK and transparent images instead of refusing
     progress: bool = False  #: progress bar on stderr
@@ -58,6 +58,8 @@ class EncoderConfig:
             raise OptionError(f"steps must be a positive integer, got {self.steps}")
         if self.time_budget is not None and not (0 < self.time_budget < math.inf):
             raise OptionError(f"time budget must be a positive number of seconds, got {self.time_budget}")
+        if not 0 <= self.qat_fraction < 1:
+            raise OptionError(f"qat_fraction must be in [0, 1), got {self.qat_fraction}")
         if not 0 <= self.sparsity < 1:
             raise OptionError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if self.bits is not None and not 2 <= self.bits <= 16:

@@ -129,7 +129,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     seconds = cfg.time_budget
     if seconds is None and cfg.steps is None and device.type == "cpu":
         seconds = DEFAULT_CPU_TIME_BUDGET  # a plain CPU encode ends in minutes; explicit steps are honoured
-    shares = {"qat": 0.2 if cfg.qat else 0.0, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
+    shares = {"qat": cfg.qat_fraction, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
     phase_steps = {name: int(total_steps * share) for name, share in shares.items()}
     phase_steps["fit"] = max(1, total_steps - sum(phase_steps.values()))
     shares["fit"] = 1.0 - sum(shares.values())
