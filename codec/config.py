@@ -41,7 +41,7 @@ class EncoderConfig:
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
-    qat_fraction: float = 0.2  #: share of the steps spent on quantization-aware fine-tuning (0: none)
+    qat_fraction: float = 0.05  #: share of the steps spent on quantization-aware fine-tuning (0: none; see the ablation)
     entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
     convert: bool = False  #: convert 16-bit, CMYK and transparent images instead of refusing
     progress: bool = False  #: progress bar on stderr
