@@ -37,6 +37,8 @@ VARIANTS = {
     "QAT on 5% of the steps": {"qat_fraction": 0.05},
     "Laplace model only (no zero-flag / histogram)": {"entropy_models": (bitstream.ZERO, bitstream.LAPLACE)},
     "pruning 20% + fine-tune": {"sparsity": 0.2},
+    "fitting learning rate 2e-3 (default 1e-3)": {"lr": 2e-3},
+    "fitting learning rate 5e-4 (default 1e-3)": {"lr": 5e-4},
 }
 
 
