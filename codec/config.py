@@ -37,7 +37,7 @@ class EncoderConfig:
     bits: float | None = None  #: fixed quantization bit width (disables rate control)
     omega0: float = 30.0
     sparsity: float = 0.0  #: fraction of weights pruned by magnitude (biases are kept)
-    lr: float = 1e-3  #: Adam learning rate of the fitting phase (cosine-decayed)
+    lr: float = 2e-3  #: Adam learning rate of the fitting phase (cosine-decayed; see the ablation)
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
