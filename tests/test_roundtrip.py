@@ -159,11 +159,11 @@ def test_truncated_and_corrupted_files_raise_the_documented_error(rgb_file):
 
 
 def test_bundled_sample_meets_rate_and_a_measured_quality_bound():
-    """A real photo crop at the default preset: at most 0.3 bpp, and a PSNR we measured (24.9 dB at
-    2000 steps; 23.0 dB at 300) with a margin."""
+    """A real photo crop at the default preset: at most 0.3 bpp, and a PSNR we measured (25.2 dB at
+    2000 steps; 23.9 dB at 300) with a margin."""
     from importlib.resources import files
 
     path = files("codec") / "samples" / "kodim23_crop128.png"
     result = codec.encode_with_stats(str(path), steps=300, device="cpu")
     assert result.bpp <= 0.3 and result.bpp >= 0.27
-    assert result.psnr > 22.5
+    assert result.psnr > 23.0
