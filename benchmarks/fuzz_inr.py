@@ -5,8 +5,11 @@
 Every case mutates a valid file (bit flips, byte sets, truncation, insertion, deletion, splicing,
 overwriting with boundary values; half of them with the CRC recomputed, some with the section
 lengths recomputed too, so the header parser and the entropy decoder behind the checksum are
-exercised) and decodes it. The only acceptable outcomes are a decoded image or InrFormatError,
-each within a time bound. Exit status 1 if any case did anything else.
+exercised) and decodes it. "work-bomb" cases are valid files with all-zero weights (a few dozen
+bytes) declaring random network and image sizes up to the format's maxima; they are decoded with
+the default parameter and pixel limits and a small multiply-add limit, so only the work limit
+stands between them and a decode of minutes or hours. The only acceptable outcomes are a decoded
+image or InrFormatError, each within a time bound. Exit status 1 if any case did anything else.
 
 The same loop runs in the test suite (tests/test_fuzz_inr.py) with fewer cases.
 """
@@ -34,6 +37,8 @@ except ImportError:  # a format version without the sparse model
 #: decode limits used while fuzzing: small, so that a mutation that stays valid renders quickly
 FUZZ_MAX_PARAMETERS = 1 << 15
 FUZZ_MAX_PIXELS = 1 << 12
+#: multiply-add limit for the work-bomb cases (default parameter and pixel limits): a few ms each
+FUZZ_MAX_WORK = 1_000_000
 _PREFIX_LEN = 7  # magic (4), version (1), header length (2)
 _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
 
@@ -67,6 +72,27 @@ def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, 
     header = Header(width=width, height=height, channels=channels, arch=bitstream.SIREN, hidden_width=hidden_width,
                     hidden_layers=hidden_layers, omega0=30.0, init_id=0, tensors=tuple(records))
     return bitstream.write_file(header, symbols)
+
+
+def work_bomb(rnd: random.Random) -> bytes:
+    """A valid file (CRC and all) with all-zero weights, so no payload, declaring random sizes.
+
+    Sizes are drawn log-uniformly up to the format's maxima (hidden width 1024, 32 layers, 65535 px
+    sides): a 4-layer width-1024 network on an 8192x8192 image is 59 bytes.
+    """
+    from bitstream.header import MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH, MAX_SIDE, pack_header
+
+    def log_uniform(high: int) -> int:
+        return max(1, min(high, int(round(2 ** rnd.uniform(0, np.log2(high))))))
+
+    layers = log_uniform(MAX_HIDDEN_LAYERS)
+    header = Header(width=log_uniform(MAX_SIDE), height=log_uniform(MAX_SIDE), channels=rnd.choice((1, 3)),
+                    arch=bitstream.SIREN, hidden_width=log_uniform(MAX_HIDDEN_WIDTH), hidden_layers=layers,
+                    omega0=30.0, init_id=0,
+                    tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(2 * (layers + 1))))
+    head = pack_header(header)
+    body = bitstream.MAGIC + struct.pack("<BH", bitstream.VERSION, len(head)) + head + struct.pack("<I", 0)
+    return body + struct.pack("<I", zlib.crc32(body))
 
 
 def corpus(real: bool = True) -> list[bytes]:
@@ -123,7 +149,9 @@ def mutate(rnd: random.Random, files: list[bytes]) -> tuple[str, bytes]:
     data = bytearray(rnd.choice(files))
     n = len(data)
     op = rnd.choice(("bitflip", "byteset", "truncate", "insert", "delete", "splice", "overwrite",
-                     "header-edit", "payload-edit"))
+                     "header-edit", "payload-edit", "work-bomb"))
+    if op == "work-bomb":
+        return op, work_bomb(rnd)
     if op == "bitflip":
         for _ in range(rnd.choice((1, 1, 1, 2, 3, 8))):
             i = rnd.randrange(n * 8)
@@ -213,11 +241,15 @@ def _message_kind(msg: str) -> str:
     return "".join(out)[:90]
 
 
-def decode_case(data: bytes):
+def decode_case(data: bytes, op: str = ""):
+    """Decode with the fuzzing limits (for a work bomb: default parameter and pixel limits, small work)."""
     from codec.decoder import DecodeLimits, decode_array
 
-    return decode_array(data, device="cpu",
-                        limits=DecodeLimits(max_parameters=FUZZ_MAX_PARAMETERS, max_pixels=FUZZ_MAX_PIXELS))
+    if op == "work-bomb":
+        limits = DecodeLimits(max_work=FUZZ_MAX_WORK)
+    else:
+        limits = DecodeLimits(max_parameters=FUZZ_MAX_PARAMETERS, max_pixels=FUZZ_MAX_PIXELS)
+    return decode_array(data, device="cpu", limits=limits)
 
 
 def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: float = 1.0,
@@ -238,7 +270,7 @@ def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: 
         t0 = time.perf_counter()
         error = None
         try:
-            decode_case(data)
+            decode_case(data, op)
             report.decoded += 1
         except InrFormatError as exc:
             report.rejected += 1
@@ -274,7 +306,7 @@ def main(argv=None) -> int:
     files = corpus(real=not args.no_real)
     print(f"fuzzing {args.cases} cases, seed {args.seed}, corpus of {len(files)} files "
           f"({', '.join(str(len(f)) for f in files)} bytes), limits: {FUZZ_MAX_PARAMETERS} parameters, "
-          f"{FUZZ_MAX_PIXELS} output pixels", flush=True)
+          f"{FUZZ_MAX_PIXELS} output pixels (work bombs: default limits, {FUZZ_MAX_WORK} multiply-adds)", flush=True)
     report = run(args.cases, args.seed, files, time_limit=args.time_limit, progress=True)
     print(report.summary())
     return 1 if report.failures else 0

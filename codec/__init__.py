@@ -8,10 +8,11 @@ from bitstream import InrFormatError
 
 from .api import decode, decode_from, encode, encode_to, encode_with_stats
 from .config import PRESETS, EncoderConfig
+from .decoder import DecodeLimits, DecodeWorkError
 from .errors import ImageInputError, OptionError
 
 __all__ = [
-    "PRESETS", "EncodeResult", "EncoderConfig", "ImageInputError", "InrFormatError", "OptionError",
+    "PRESETS", "DecodeLimits", "DecodeWorkError", "EncodeResult", "EncoderConfig", "ImageInputError", "InrFormatError", "OptionError",
     "decode", "decode_from", "encode", "encode_to", "encode_with_stats",
 ]
 

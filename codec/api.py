@@ -1,6 +1,7 @@
 """The library API: bytes in, bytes out, for senders and receivers."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
@@ -80,6 +81,10 @@ def decode(
     scale: float | None = None,
     device: str | None = None,
     max_pixels: int | None = None,
+    max_work: int | None = None,
+    limits: DecodeLimits | None = None,
+    backend: str | None = None,
+    render: str = "image",
 ) -> Image.Image:
     """Decompress `.inr` bytes to a PIL image (mode RGB or L). Thread-safe.
 
@@ -90,13 +95,23 @@ def decode(
         scale: factor applied to the original size.
         device: "auto" (default), "cpu" or "cuda".
         max_pixels: raise the output-pixel limit (default 89,478,485, as Pillow's).
+        max_work: raise the multiply-add limit (default 5e11, see DecodeLimits).
+        limits: all limits at once (max_pixels / max_work, when given, override its fields).
+        backend: "auto" (default: torch when installed, else numpy), "torch" or "numpy".
+        render: "image" (default), or "gradient" / "laplacian": views of the network's derivatives (mode L).
     Raises:
-        InrFormatError: `data` is not a valid `.inr` file (truncated, corrupted, unsupported, too large).
+        InrFormatError: `data` is not a valid `.inr` file (truncated, corrupted, unsupported, too
+            large), or decoding it at this size would exceed the multiply-add limit (DecodeWorkError).
         OptionError: bad size options or a requested output over the pixel limit (a file whose own
             size is over it raises ImageTooLargeError, both an InrFormatError and an OptionError).
     """
-    limits = DecodeLimits() if max_pixels is None else DecodeLimits(max_pixels=max_pixels)
-    return decode_image(bytes(data), res=res, size=size, scale=scale, device=device, limits=limits)
+    limits = limits if limits is not None else DecodeLimits()
+    if max_pixels is not None:
+        limits = replace(limits, max_pixels=max_pixels)
+    if max_work is not None:
+        limits = replace(limits, max_work=max_work)
+    return decode_image(bytes(data), res=res, size=size, scale=scale, device=device, limits=limits,
+                        backend=backend, render=render)
 
 
 def encode_to(image: ImageSource, fp: BinaryIO, **options) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from bitstream import MAGIC, InrFormatError, read_header
 
 from .config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
-from .decoder import DEFAULT_MAX_PIXELS, DecodeLimits, array_to_image, decode_array
+from .decoder import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
 from .devices import DEVICE_CHOICES
 from .errors import ImageInputError, OptionError
 from .imageio import check_writable, image_bytes, load_pixels, write_atomic
@@ -49,6 +49,23 @@ def _number(cast, valid, expected: str):
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 _fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _count(text: str) -> int:
+    """A positive integer, also written like 5e11."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive integer such as 5e11, got {text!r}") from None
+        if not (math.isfinite(number) and number == int(number)):
+            raise argparse.ArgumentTypeError(f"expected a positive integer such as 5e11, got {text!r}") from None
+        value = int(number)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer such as 5e11, got {text!r}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -195,6 +212,12 @@ def decode_parser() -> argparse.ArgumentParser:
     size.add_argument("--scale", type=_positive_float, help="factor applied to the original size")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to render")
     p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger outputs")
+    p.add_argument("--max-work", type=_count, default=DEFAULT_MAX_WORK,
+                   help="refuse decodes needing more multiply-adds (network multiply-adds per pixel x output pixels)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="renderer: torch when installed (auto), or numpy (no torch needed)")
+    p.add_argument("--render", choices=RENDERS, default="image",
+                   help="the picture, or a view of the network's gradient magnitude or Laplacian (grayscale)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
     return p
 
@@ -209,8 +232,9 @@ def decode_main(argv=None) -> int:
         _check_output(inp, out, args.force)
         fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)  # before the work
         data = _read_inr(inp)
+        limits = DecodeLimits(max_pixels=args.max_pixels, max_work=args.max_work)
         pixels = decode_array(data, res=args.res, size=args.size, scale=args.scale, device=args.device,
-                              limits=DecodeLimits(max_pixels=args.max_pixels))
+                              limits=limits, backend=args.backend, render=args.render)
         img = array_to_image(pixels)
         write_atomic(out, image_bytes(img, fmt))
         return EXIT_OK

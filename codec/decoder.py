@@ -1,43 +1,87 @@
-"""bytes -> image at any size. Imports only the format, the model definition and rendering."""
+"""bytes -> image at any size. Imports only the format, the model definition and rendering.
+
+torch is optional here: with it the network is rendered by codec.render (CPU or CUDA); without
+it (or with backend="numpy") by codec.numpy_render, which needs numpy alone.
+"""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 import bitstream
 from bitstream import Header
 from bitstream.container import decode_payload, split_file
 
-from .devices import resolve_device
 from .errors import OptionError
-from .render import render
-from .siren import Siren
+from .numpy_render import WORK_FACTOR
+
+if TYPE_CHECKING:
+    import torch
+
+    from .siren import Siren
 
 #: default limit on output pixels per decode, the same as Pillow's decompression-bomb limit
 DEFAULT_MAX_PIXELS = 89_478_485
+#: default limit on multiply-adds per decode (network multiply-adds per pixel x output pixels):
+#: about 17 s on 2 CPU cores; a 0.6 bpp Kodak file rendered at 3840x2560 needs 3.4e11 (README: Untrusted files)
+DEFAULT_MAX_WORK = 500_000_000_000
 MAX_OUTPUT_SIDE = 65535
+BACKENDS = ("auto", "torch", "numpy")
+RENDERS = tuple(WORK_FACTOR)  # "image", "gradient", "laplacian"
 
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What a decoder accepts: network size (from the file) and output pixels (from the request).
+    """What a decoder accepts: network size (from the file), output pixels and work (per request).
 
-    Both are checked before anything proportional to them is allocated, so the memory and time
-    a hostile file can cost are bounded by these two numbers.
+    All are checked before anything proportional to them is allocated or computed, so the memory
+    and time a hostile file can cost are bounded by these numbers.
+
+    Attributes:
+        max_parameters: largest network (stored values).
+        max_pixels: largest output (width x height).
+        max_work: most multiply-adds per decode: the network's multiply-adds per pixel (the sizes
+            of its weight matrices summed) x output pixels (x 3 for a gradient view, x 5 for a
+            Laplacian view).
     """
 
     max_parameters: int = bitstream.DEFAULT_MAX_PARAMETERS
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_work: int = DEFAULT_MAX_WORK
 
     def validated(self) -> "DecodeLimits":
-        for name in ("max_parameters", "max_pixels"):
+        for name in ("max_parameters", "max_pixels", "max_work"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OptionError(f"{name} must be a positive integer, got {value!r}")
         return self
+
+
+class DecodeWorkError(bitstream.InrFormatError):
+    """Decoding a file at the requested size would take more multiply-adds than the limit allows."""
+
+
+def multiply_adds_per_pixel(header: Header) -> int:
+    """Multiply-adds the file's network costs per output pixel: the sizes of its weight matrices."""
+    return sum(math.prod(shape) for shape in header.tensor_shapes() if len(shape) == 2)
+
+
+def check_work(header: Header, width: int, height: int, limits: DecodeLimits, *, render: str = "image") -> int:
+    """The work of rendering `header`'s network at width x height; DecodeWorkError if over the limit."""
+    per_pixel = multiply_adds_per_pixel(header)
+    work = per_pixel * width * height * WORK_FACTOR[render]
+    if work > limits.max_work:
+        what = "" if render == "image" else f" as a {render} view (x{WORK_FACTOR[render]})"
+        raise DecodeWorkError(
+            f"decoding {width}x{height} pixels{what} with this file's network ({per_pixel} multiply-adds per "
+            f"pixel) takes {work:.3g} multiply-adds, more than the limit of {limits.max_work:.3g}; decode it "
+            f"smaller (--res/--size/--scale) or raise the limit with --max-work (DecodeLimits.max_work)"
+        )
+    return work
 
 
 class ImageTooLargeError(bitstream.InrFormatError, OptionError):
@@ -86,8 +130,12 @@ def output_size(width: int, height: int, *, res=None, size=None, scale=None) -> 
     return out
 
 
-def build_model(header: Header, weights: list[np.ndarray], device: torch.device) -> Siren:
-    """A SIREN with the header's dimensions holding exactly `weights` (file order)."""
+def build_model(header: Header, weights: list[np.ndarray], device: "torch.device") -> "Siren":
+    """A torch SIREN with the header's dimensions holding exactly `weights` (file order)."""
+    import torch
+
+    from .siren import Siren
+
     model = Siren(
         channels=header.channels,
         hidden_width=header.hidden_width,
@@ -100,9 +148,37 @@ def build_model(header: Header, weights: list[np.ndarray], device: torch.device)
     return model.to(device).eval()
 
 
-def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None, limits: DecodeLimits = DecodeLimits()) -> np.ndarray:
+def torch_available() -> bool:
+    """Whether torch can be imported (a receiver may have numpy only)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(backend: str | None, device: str | None) -> str:
+    """"torch" or "numpy": auto takes torch when it is installed. Raises OptionError for impossible asks."""
+    backend = (backend or "auto").lower()
+    if backend not in BACKENDS:
+        raise OptionError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    device_name = (device or "auto").lower()
+    if backend == "auto":
+        backend = "torch" if torch_available() else "numpy"
+    elif backend == "torch" and not torch_available():
+        raise OptionError("backend torch was asked for, but torch is not installed")
+    if backend == "numpy" and device_name not in ("auto", "cpu"):
+        raise OptionError(f"--device {device_name} needs torch; the numpy decoder runs on the CPU only")
+    return backend
+
+
+def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
+                 limits: DecodeLimits = DecodeLimits(), backend: str | None = None,
+                 render: str = "image") -> np.ndarray:
     """Decode `.inr` bytes to a (height, width, channels) uint8 array. See :func:`decode_image`."""
     limits = limits.validated()
+    if render not in RENDERS:
+        raise OptionError(f"unknown render {render!r}: choose one of {', '.join(RENDERS)}")
     header, payload = split_file(data, max_parameters=limits.max_parameters)
     width, height = output_size(header.width, header.height, res=res, size=size, scale=scale)
     if res is None and size is None and scale is None and width * height > limits.max_pixels:
@@ -115,10 +191,23 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None, l
             f"output of {width}x{height} = {width * height} pixels exceeds the limit of {limits.max_pixels}; "
             "raise it with --max-pixels"
         )
-    symbols = decode_payload(header, payload)
+    check_work(header, width, height, limits, render=render)
+    which = choose_backend(backend, device)
+    weights = bitstream.dequantize(header, decode_payload(header, payload))
+    if render != "image":  # derivative views: forward-mode in numpy, whichever backend
+        from .numpy_render import render_view
+
+        return render_view(header, weights, height, width, render)
+    if which == "numpy":
+        from .numpy_render import render_image
+
+        return render_image(header, weights, height, width)
+    from .devices import resolve_device
+    from .render import render as render_torch
+
     dev = resolve_device(device)
-    model = build_model(header, bitstream.dequantize(header, symbols), dev)
-    return render(model, height, width, hidden_width=header.hidden_width, device=dev)
+    model = build_model(header, weights, dev)
+    return render_torch(model, height, width, hidden_width=header.hidden_width, device=dev)
 
 
 def array_to_image(pixels: np.ndarray) -> Image.Image:
@@ -128,11 +217,18 @@ def array_to_image(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 
-def decode_image(data: bytes, *, res=None, size=None, scale=None, device=None, limits: DecodeLimits = DecodeLimits()) -> Image.Image:
-    """Decode `.inr` bytes to a PIL image (mode RGB or L).
+def decode_image(data: bytes, *, res=None, size=None, scale=None, device=None,
+                 limits: DecodeLimits = DecodeLimits(), backend: str | None = None,
+                 render: str = "image") -> Image.Image:
+    """Decode `.inr` bytes to a PIL image (mode RGB or L; L for the gradient and Laplacian views).
 
+    Args:
+        backend: "auto" (torch when installed, else numpy), "torch" or "numpy".
+        render: "image", or "gradient" / "laplacian" for the derivative views (numpy, CPU).
     Raises:
-        InrFormatError: the bytes are not a valid `.inr` file.
+        InrFormatError: the bytes are not a valid `.inr` file, or decoding them at this size is
+            over `limits.max_work` (DecodeWorkError).
         OptionError: bad size options, or an output larger than `limits.max_pixels`.
     """
-    return array_to_image(decode_array(data, res=res, size=size, scale=scale, device=device, limits=limits))
+    return array_to_image(decode_array(data, res=res, size=size, scale=scale, device=device, limits=limits,
+                                       backend=backend, render=render))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageInputError
 
@@ -134,8 +134,49 @@ def normalize_mode(img: Image.Image, *, convert: bool = False, name: str = "imag
         raise ImageInputError(f"{name}: cannot convert {mode} to RGB ({exc})") from None
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, so the image is coded as viewers show it (phone photos)."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: code the pixels as stored
+        return img
+
+
+def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
+    return "srgb" in ImageCms.getProfileDescription(profile).lower()
+
+
+def to_srgb(img: Image.Image) -> Image.Image:
+    """Colour policy: RGB(A) pixels with an embedded ICC profile that is not sRGB are converted to
+    sRGB (relative colorimetric, by LittleCMS through Pillow's ImageCms).
+
+    Images without a profile, with an sRGB one (its description names sRGB) or with an unreadable
+    one are taken as sRGB, as they are; grayscale, palette and CMYK images (the latter only with
+    --convert) ignore their profile.
+    """
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA"):
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if _is_srgb(profile):
+            return img
+        rgb = img.convert("RGB") if img.mode == "RGBA" else img
+        out = ImageCms.profileToProfile(rgb, profile, ImageCms.createProfile("sRGB"),
+                                        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB")
+    except (OSError, ImageCms.PyCMSError, ValueError):
+        return img
+    if img.mode == "RGBA":
+        out.putalpha(img.getchannel("A"))
+    out.info = {k: v for k, v in img.info.items() if k != "icc_profile"}
+    return out
+
+
 def load_pixels(source: ImageSource, *, convert: bool = False) -> np.ndarray:
     """Any supported image source -> (H, W, C) uint8 array with C = 1 (grayscale) or 3 (RGB).
+
+    Images are turned upright by their EXIF orientation and converted to sRGB when they embed
+    another ICC profile (see :func:`to_srgb`) before the mode policy applies.
 
     Args:
         source: a path, PIL image, encoded image bytes, or a uint8 array (H, W), (H, W, 1) or (H, W, 3).
@@ -163,7 +204,7 @@ def load_pixels(source: ImageSource, *, convert: bool = False) -> np.ndarray:
             img, name = _open(source), str(source)
         else:
             raise ImageInputError(f"cannot read an image from {type(source).__name__}")
-        img = normalize_mode(img, convert=convert, name=name)
+        img = normalize_mode(to_srgb(upright(img)), convert=convert, name=name)
         arr = np.asarray(img, dtype=np.uint8)
         if arr.ndim == 2:
             arr = arr[:, :, None]
