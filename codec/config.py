@@ -12,7 +12,19 @@ from .errors import OptionError
 PRESETS: dict[str, float] = {"low": 0.15, "medium": 0.3, "high": 0.6, "max": 1.2}
 DEFAULT_PRESET = "medium"
 DEFAULT_CPU_TIME_BUDGET = 150.0  #: seconds; keeps a plain CPU encode of a Kodak image in minutes
-DEFAULT_STEPS = 2000
+DEFAULT_STEPS = 2000  #: steps when neither steps nor a time budget applies (a GPU encode)
+#: planning steps from a time budget (CPU): the steps are chosen up front from a fixed cost model, so
+#: the bytes do not depend on how busy the machine is; the budget itself is only a cap.
+PLAN_SHARE = 0.8  #: share of the budget the planned steps are expected to take (the rest: rate search, decode)
+MIN_PLANNED_STEPS, MAX_PLANNED_STEPS = 200, 20_000
+#: CPU seconds of a training step per pixel of its batch (per multiply-add, per sine unit, and fixed),
+#: forward + backward + Adam, fitted to steps of widths 24..160 and 3..8 layers on a 768x512 image
+#: with torch 2.13 on 2 cores of our CI machine; a whole-image evaluation costs about as much per pixel
+#: (the sine units' element-wise work dominates at the widths rate control picks)
+CPU_SECONDS_PER_MAC = 2.5e-11
+CPU_SECONDS_PER_UNIT = 7.0e-9
+CPU_SECONDS_PER_PIXEL = 3.5e-7
+CPU_SECONDS_PER_STEP = 1.0e-3
 MIN_WIDTH, MIN_LAYERS = 8, 2
 EST_BITS_PER_WEIGHT = 6.5  #: entropy-coded 8-bit weight, measured on Kodak crops
 EST_HEADER_BYTES_PER_TENSOR = 7
@@ -37,7 +49,9 @@ class EncoderConfig:
     bits: float | None = None  #: fixed quantization bit width (disables rate control)
     omega0: float = 30.0
     sparsity: float = 0.0  #: fraction of weights pruned by magnitude (biases are kept)
-    lr: float = 2e-3  #: Adam learning rate of the fitting phase (cosine-decayed; see the ablation)
+    lr: float = 2e-3  #: Adam learning rate of the fitting phase (warm-up, then cosine decay; see the ablation)
+    warmup_fraction: float = 0.05  #: share of the fitting steps over which the learning rate rises (at least 50 steps)
+    lr_scaling: str = "width"  #: per-layer learning rates: "width" (smaller for wide layers, see codec.siren) or "none"
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
@@ -69,6 +83,10 @@ class EncoderConfig:
             raise OptionError("give both hidden_width and hidden_layers, or neither")
         if self.hidden_width is not None and not (1 <= self.hidden_width <= 1024 and 1 <= self.hidden_layers <= 32):
             raise OptionError("hidden_width must be in 1..1024 and hidden_layers in 1..32")
+        if not 0 <= self.warmup_fraction <= 0.5:
+            raise OptionError(f"warmup_fraction must be in [0, 0.5], got {self.warmup_fraction}")
+        if self.lr_scaling not in ("none", "width"):
+            raise OptionError(f"lr_scaling must be 'none' or 'width', got {self.lr_scaling!r}")
         if self.quant_scheme not in ("shared", "range"):
             raise OptionError(f"quant_scheme must be 'shared' or 'range', got {self.quant_scheme!r}")
         if not 0.1 <= self.omega0 <= 1000:
@@ -115,3 +133,60 @@ def rate_for_params(n_params: float, width: int, height: int, *, sparsity: float
     """Estimated bpp of a network with n_params parameters (inverse of params_for_rate)."""
     header_bits, bits_per_param = _rate_model(sparsity, layers_guess)
     return (header_bits + n_params * bits_per_param) / (width * height)
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How long an encode optimises: `steps` in all (fixed up front) and an optional wall-clock cap."""
+
+    steps: int
+    time_cap: float | None  #: seconds; reaching it stops early (the bytes then depend on the machine's speed)
+    source: str  #: "steps" (given), "budget" (planned from a time budget) or "default"
+
+
+def macs_per_pixel(hidden_width: int, hidden_layers: int, channels: int) -> int:
+    """Multiply-adds of one forward evaluation of the SIREN at one coordinate."""
+    dims = [2] + [hidden_width] * hidden_layers + [channels]
+    return sum(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
+
+
+def cpu_step_seconds(*, pixels: int, batch_pixels: int, hidden_width: int, hidden_layers: int, channels: int,
+                     eval_every: int = 250) -> float:
+    """Modelled CPU seconds of one fitting step, with its share of the whole-image evaluations."""
+    macs = macs_per_pixel(hidden_width, hidden_layers, channels)
+    units = hidden_width * hidden_layers
+    per_pixel = CPU_SECONDS_PER_MAC * macs + CPU_SECONDS_PER_UNIT * units + CPU_SECONDS_PER_PIXEL
+    batch = min(batch_pixels, pixels)
+    evaluation = 0.0 if batch >= pixels else pixels * per_pixel / eval_every  # forward only, but as costly per pixel
+    return CPU_SECONDS_PER_STEP + batch * per_pixel + evaluation
+
+
+def plan_steps(cfg: EncoderConfig, *, device_type: str, pixels: int, batch_pixels: int, hidden_width: int,
+               hidden_layers: int, channels: int) -> StepPlan:
+    """The step count and time cap of an encode.
+
+    Given steps are used as they are (capped by a given time budget). Otherwise a time budget (the
+    given one, or DEFAULT_CPU_TIME_BUDGET on the CPU) is turned into a step count by the fixed CPU
+    cost model above, so the same command gives the same bytes on any machine that finishes
+    within the cap. On a GPU without a budget: DEFAULT_STEPS.
+    """
+    if cfg.steps is not None:
+        return StepPlan(cfg.steps, cfg.time_budget, "steps")
+    budget = cfg.time_budget
+    if budget is None and device_type == "cpu":
+        budget = DEFAULT_CPU_TIME_BUDGET
+    if budget is None:
+        return StepPlan(DEFAULT_STEPS, None, "default")
+    per_step = cpu_step_seconds(pixels=pixels, batch_pixels=batch_pixels, hidden_width=hidden_width,
+                                hidden_layers=hidden_layers, channels=channels)
+    if device_type != "cpu":  # no calibrated model for GPUs yet: the CPU model is a generous upper bound
+        return StepPlan(max(DEFAULT_STEPS, int(budget * PLAN_SHARE / per_step)), budget, "budget")
+    steps = int(budget * PLAN_SHARE / per_step)
+    return StepPlan(min(MAX_PLANNED_STEPS, max(MIN_PLANNED_STEPS, steps)), budget, "budget")
+
+
+def warmup_steps(fit_steps: int, fraction: float) -> int:
+    """Warm-up steps of a fitting phase: `fraction` of it, at least 50 (when fraction > 0), at most a quarter."""
+    if fraction <= 0:
+        return 0
+    return min(fit_steps // 4, max(50, round(fit_steps * fraction)))

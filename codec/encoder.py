@@ -11,19 +11,19 @@ import bitstream
 from bitstream import Header, TensorRecord, choose_model, parameter_count
 
 from .config import (
-    DEFAULT_CPU_TIME_BUDGET, DEFAULT_STEPS, MIN_LAYERS, MIN_WIDTH, EncoderConfig, architecture_for_budget,
-    params_for_rate, rate_for_params,
+    MIN_LAYERS, MIN_WIDTH, EncoderConfig, architecture_for_budget, params_for_rate, plan_steps, rate_for_params,
+    warmup_steps,
 )
 from .coords import grid
 from .decoder import decode_array
 from .devices import resolve_device
 from .errors import OptionError
-from .fitting import Phase, optimise
+from .fitting import Phase, mse_to_psnr, optimise
 from .metrics import psnr
 from .progress import Progress
 from .pruning import apply_masks, magnitude_masks
 from .quantization import fake_quantize, quantize, steps_for_bits, steps_for_level
-from .siren import Siren
+from .siren import Siren, siren_lr_scales
 
 ARCH = bitstream.SIREN
 DEFAULT_BITS = 8.0  #: bit width without a rate target
@@ -31,6 +31,14 @@ LEVEL_RANGE = (2.0, 16.0)  #: rate control searches base steps 2**-16 .. 2**-2
 DEFAULT_LEVEL = 10.0  #: base step 2**-10 when a preset's target cannot be met
 BITS_RANGE = (2.0, 12.0)  #: the "range" scheme (ablation) searches bit widths
 CPU_BATCH_PIXELS = 1 << 14  #: pixels per step on the CPU (the whole image per step on a GPU)
+#: (learning-rate factor, seed offset) of each fitting attempt: a fit that does not learn is restarted
+FIT_ATTEMPTS = ((1.0, 0), (0.25, 1), (0.0625, 2))
+CHECK_FRACTION = 0.2  #: the fit is checked after this share of its steps (and twice the warm-up) ...
+FLAT_BAR = 0.8  #: ... and must have at most this share of a flat image's MSE by then (1 dB better)
+MIN_CHECKED_STEPS = 200  #: shorter fits are not checked (too few steps to judge)
+FLAT_IMAGE_MSE = 1e-6  #: images flatter than this skip the check (a flat image cannot be beaten)
+FALLBACK_MARGIN_DB = 1.0  #: a decoded PSNR this close to a flat image's is checked against the real flat file
+FLAT_BIAS_STEP = 2.0**-9  #: quantization step of the mean colour in the flat fallback file
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class EncodeResult:
     quant_step: float  # step of the first weight tensor (see codec.quantization)
     sparsity: float
     target_bpp: float | None
+    fit_attempts: int  # 1, or more when a fit that did not learn was restarted
+    time_capped: bool  # the time cap cut the planned steps short (the bytes then depend on machine speed)
+    flat_fallback: bool  # every fit failed, or decoded worse than a flat image: the file holds the flat image
 
     def summary(self) -> dict:
         """JSON-ready summary (without the data)."""
@@ -95,6 +106,19 @@ def _search_level(model: Siren, dims: tuple, budget_bytes: int, steps_fn, lo: fl
     return best
 
 
+def _flat_file(pixels: np.ndarray, dims: tuple, kinds=None) -> bytes:
+    """The trivial fallback: a network whose weights are all zero and whose output bias is the mean colour."""
+    width, height, channels, hidden_width, hidden_layers, omega0 = dims
+    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+    with torch.no_grad():
+        for p in model.parameters_in_file_order():
+            p.zero_()
+        mean = pixels.reshape(-1, channels).astype(np.float64).mean(axis=0) / 127.5 - 1.0
+        model.out.bias.copy_(torch.from_numpy(mean.astype(np.float32)))
+    steps = [1.0] * (len(model.parameters_in_file_order()) - 1) + [FLAT_BIAS_STEP]
+    return _serialize(model, steps, dims, kinds)
+
+
 def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
     cfg = config.validated()
@@ -118,33 +142,57 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     omega0 = float(np.float32(cfg.omega0))
     dims = (width, height, channels, hidden_width, hidden_layers, omega0)
 
-    torch.manual_seed(cfg.seed)
-    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
     coords = grid(height, width, device=device)
     target = torch.from_numpy(np.array(pixels.reshape(-1, channels))).to(device=device, dtype=torch.float32) / 127.5 - 1.0
     batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
-
-    total_steps = cfg.steps or DEFAULT_STEPS
-    seconds = cfg.time_budget
-    if seconds is None and cfg.steps is None and device.type == "cpu":
-        seconds = DEFAULT_CPU_TIME_BUDGET  # a plain CPU encode ends in minutes; explicit steps are honoured
+    plan = plan_steps(cfg, device_type=device.type, pixels=height * width, batch_pixels=batch,
+                      hidden_width=hidden_width, hidden_layers=hidden_layers, channels=channels)
+    deadline = None if plan.time_cap is None else t0 + plan.time_cap
     shares = {"qat": cfg.qat_fraction, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
-    phase_steps = {name: int(total_steps * share) for name, share in shares.items()}
-    phase_steps["fit"] = max(1, total_steps - sum(phase_steps.values()))
-    shares["fit"] = 1.0 - sum(shares.values())
+    phase_steps = {name: int(plan.steps * share) for name, share in shares.items()}
+    phase_steps["fit"] = max(1, plan.steps - sum(phase_steps.values()))
 
-    def phase(name: str, lr: float) -> Phase:
-        return Phase(name, phase_steps[name], None if seconds is None else seconds * shares[name], lr)
+    def phase_deadline(name: str) -> float | None:  # the cap is shared out in phase order: fit, prune, qat
+        if deadline is None:
+            return None
+        done = {"fit": 1.0 - shares["qat"] - shares["prune"], "prune": 1.0 - shares["qat"], "qat": 1.0}[name]
+        return t0 + plan.time_cap * done
 
-    run = dict(batch_pixels=batch, generator=generator, progress=progress)
-    steps_done = optimise(model, coords, target, phase("fit", cfg.lr), **run).steps
+    run = dict(batch_pixels=batch, progress=progress)
+    flat_mse = float(target.var(dim=0, unbiased=False).mean())
+    fit_steps = phase_steps["fit"]
+    model = fitted = None
+    attempts = 0
+    for attempts, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
+        seed = cfg.seed + seed_offset
+        torch.manual_seed(seed)
+        model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
+        check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
+        checked = flat_mse > FLAT_IMAGE_MSE and fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
+        fit_phase = Phase("fit", fit_steps, cfg.lr * lr_factor, lr_scales=siren_lr_scales(model, cfg.lr_scaling),
+                          warmup_steps=warmup, deadline=phase_deadline("fit"),
+                          check_step=check_step if checked else None, check_mse=flat_mse * FLAT_BAR if checked else None)
+        fitted = optimise(model, coords, target, fit_phase, generator=generator, **run)
+        if fitted.failure is None:
+            break
+        if attempts < len(FIT_ATTEMPTS):
+            next_lr, next_seed = cfg.lr * FIT_ATTEMPTS[attempts][0], cfg.seed + FIT_ATTEMPTS[attempts][1]
+            progress.message(f"fit did not learn: {fitted.failure}; restarting with learning rate {next_lr:.3g}, seed {next_seed}")
+        else:
+            progress.message(f"fit did not learn: {fitted.failure}; giving up on fitting")
+    steps_done = fitted.steps
+    stopped_early = fitted.stopped_early
     masks = None
     if cfg.sparsity > 0:
         masks = magnitude_masks(model, cfg.sparsity)
         apply_masks(model, masks)
     if masks is not None and phase_steps["prune"]:
-        steps_done += optimise(model, coords, target, phase("prune", cfg.qat_lr * 3), masks=masks, **run).steps
+        pruned = optimise(model, coords, target, Phase("prune", phase_steps["prune"], cfg.qat_lr * 3, deadline=phase_deadline("prune")),
+                          generator=generator, masks=masks, **run)
+        steps_done += pruned.steps
+        stopped_early |= pruned.stopped_early
 
     params = model.parameters_in_file_order()
     rate_controlled = budget_bytes is not None and cfg.bits is None
@@ -153,9 +201,9 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
             steps_fn, level, levels = steps_for_level, DEFAULT_LEVEL, LEVEL_RANGE
         else:
             steps_fn, level, levels = steps_for_bits, DEFAULT_BITS, BITS_RANGE
-        fitted = _search_level(model, dims, budget_bytes, steps_fn, *levels, cfg.entropy_models)
-        if fitted is not None:
-            level = fitted[0]
+        searched = _search_level(model, dims, budget_bytes, steps_fn, *levels, cfg.entropy_models)
+        if searched is not None:
+            level = searched[0]
         elif cfg.bpp is not None:
             smallest = len(_serialize(model, steps_fn(params, levels[0]), dims, cfg.entropy_models))
             raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest file is {smallest} "
@@ -170,8 +218,11 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     def transform(params: list[torch.Tensor]) -> list[torch.Tensor]:
         return [fake_quantize(p, s) for p, s in zip(params, qsteps)]
 
-    if phase_steps["qat"]:
-        steps_done += optimise(model, coords, target, phase("qat", cfg.qat_lr), transform=transform, masks=masks, **run).steps
+    if phase_steps["qat"] and fitted.failure is None:
+        tuned = optimise(model, coords, target, Phase("qat", phase_steps["qat"], cfg.qat_lr, deadline=phase_deadline("qat")),
+                         generator=generator, transform=transform, masks=masks, **run)
+        steps_done += tuned.steps
+        stopped_early |= tuned.stopped_early
 
     data = _serialize(model, qsteps, dims, cfg.entropy_models)
     if rate_controlled and len(data) > budget_bytes:  # fine-tuning moved weights: coarsen a little
@@ -179,12 +230,20 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         if refitted is not None:
             level, data = refitted
             qsteps = steps_fn(params, level)
-    decoded = decode_array(data, device=str(device))
-    quality = psnr(decoded, pixels)
+    quality = psnr(decode_array(data, device=str(device)), pixels)
+    fallback = False
+    if fitted.failure is not None or quality < mse_to_psnr(flat_mse) + FALLBACK_MARGIN_DB:
+        flat_data = _flat_file(pixels, dims, cfg.entropy_models)
+        flat_quality = psnr(decode_array(flat_data, device=str(device)), pixels)
+        if flat_quality > quality:
+            progress.message(f"the fitted network decodes to {quality:.2f} dB, below a flat image's {flat_quality:.2f} dB; "
+                             "storing the flat image instead")
+            data, quality, fallback = flat_data, flat_quality, True
     return EncodeResult(
         data=data, width=width, height=height, channels=channels, bytes=len(data),
         bpp=8 * len(data) / (width * height), psnr=quality, steps=steps_done,
         seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
         hidden_width=hidden_width, hidden_layers=hidden_layers, quant_step=qsteps[0],
-        sparsity=cfg.sparsity, target_bpp=target_bpp,
+        sparsity=cfg.sparsity, target_bpp=target_bpp, fit_attempts=attempts, time_capped=stopped_early,
+        flat_fallback=fallback,
     )

@@ -1,4 +1,11 @@
-"""Optimising a SIREN to one image: Adam, a cosine schedule driven by steps or time, best weights kept."""
+"""Optimising a network to one image: Adam with warm-up and a cosine schedule over a fixed number of
+steps, a wall-clock cap that can only stop a phase early, best weights kept, and a check that the
+fit is learning.
+
+The schedule depends on step counts alone, never on the clock, so the same inputs, seed, device
+and step count give the same weights; the cap (``Phase.deadline``) only cuts a phase short, and
+the result says when it did.
+"""
 from __future__ import annotations
 
 import math
@@ -10,7 +17,6 @@ import torch
 from torch.func import functional_call
 
 from .progress import Progress
-from .siren import Siren
 
 #: model parameters in file order -> the parameters the forward pass uses (e.g. fake-quantized)
 Transform = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -18,40 +24,65 @@ Transform = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimisation phase: at most `steps` steps and `seconds` seconds."""
+    """One optimisation phase.
+
+    lr_scales: one multiplier of `lr` per tensor in file order (None: all 1).
+    warmup_steps: the learning rate rises linearly over these first steps (Adam's first updates
+        are sign-like and full-size; without a warm-up they throw deep SIRENs into a state that
+        never learns).
+    deadline: a time.monotonic() value; the phase stops early once it has passed.
+    check_step, check_mse: at step `check_step` the whole-image MSE must be below `check_mse`,
+        otherwise the phase stops and reports that the fit did not learn.
+    """
 
     name: str
     steps: int
-    seconds: float | None
     lr: float
+    lr_scales: tuple[float, ...] | None = None
+    warmup_steps: int = 0
     final_lr_ratio: float = 0.05
+    deadline: float | None = None
+    check_step: int | None = None
+    check_mse: float | None = None
 
 
 @dataclass(frozen=True)
 class PhaseResult:
     steps: int
     best_mse: float  # on [-1, 1] values, whole image, with the transform applied
+    stopped_early: bool = False  # the deadline cut the phase short
+    failure: str | None = None  # why the fit was abandoned (did not learn, diverged), else None
 
 
 def mse_to_psnr(mse: float) -> float:
     """PSNR in dB of an MSE measured on values scaled to [-1, 1] (8-bit peak)."""
+    if not math.isfinite(mse):
+        return -math.inf
     return math.inf if mse <= 0 else 10.0 * math.log10(4.0 / mse)
 
 
-def _forward(model: Siren, params: list[torch.Tensor], transform: Transform | None, coords: torch.Tensor) -> torch.Tensor:
-    if transform is None:
-        return model(coords)
-    used = transform(params)
-    names = [n for n, _ in _named_in_file_order(model)]
-    return functional_call(model, dict(zip(names, used)), (coords,))
+def lr_factor(step: int, phase: Phase) -> float:
+    """Multiplier of the phase's learning rate at `step` (1-based): linear warm-up, then cosine decay."""
+    frac = min(1.0, step / max(1, phase.steps))
+    cosine = phase.final_lr_ratio + (1 - phase.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    if phase.warmup_steps > 0 and step <= phase.warmup_steps:
+        cosine *= step / phase.warmup_steps
+    return cosine
 
 
-def _named_in_file_order(model: Siren) -> list[tuple[str, torch.nn.Parameter]]:
+def _named_in_file_order(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
     by_id = {id(p): n for n, p in model.named_parameters()}
     return [(by_id[id(p)], p) for p in model.parameters_in_file_order()]
 
 
-def full_mse(model: Siren, coords: torch.Tensor, target: torch.Tensor, *, transform: Transform | None = None, chunk: int = 1 << 16) -> float:
+def _forward(model, params: list[torch.Tensor], transform: Transform | None, coords: torch.Tensor) -> torch.Tensor:
+    if transform is None:
+        return model(coords)
+    names = [n for n, _ in _named_in_file_order(model)]
+    return functional_call(model, dict(zip(names, transform(params))), (coords,))
+
+
+def full_mse(model, coords: torch.Tensor, target: torch.Tensor, *, transform: Transform | None = None, chunk: int = 1 << 16) -> float:
     """Whole-image MSE, evaluated in chunks without gradients."""
     params = model.parameters_in_file_order()
     total = 0.0
@@ -63,7 +94,7 @@ def full_mse(model: Siren, coords: torch.Tensor, target: torch.Tensor, *, transf
 
 
 def optimise(
-    model: Siren,
+    model,
     coords: torch.Tensor,
     target: torch.Tensor,
     phase: Phase,
@@ -73,43 +104,52 @@ def optimise(
     transform: Transform | None = None,
     masks: list[torch.Tensor] | None = None,
     progress: Progress,
-    eval_every: int = 50,
+    eval_every: int = 250,
 ) -> PhaseResult:
-    """Run one phase; on return the model holds the best weights seen (whole-image MSE)."""
+    """Run one phase; on return the model holds the best weights seen (whole-image MSE).
+
+    Random pixel batches (CPU) are scored on the whole image every `eval_every` steps and at the
+    end; a whole-image batch (GPU) is scored at every step for free.
+    """
     params = model.parameters_in_file_order()
-    opt = torch.optim.Adam(params, lr=phase.lr)
+    scales = phase.lr_scales or (1.0,) * len(params)
+    opt = torch.optim.Adam([{"params": [p], "lr": phase.lr * s, "scale": s} for p, s in zip(params, scales)])
     n = coords.shape[0]
     full_batch = batch_pixels >= n
     best_mse, best_state = math.inf, [p.detach().clone() for p in params]
     start = time.monotonic()
-    step = 0
-    eval_every = 1 if full_batch else eval_every
+    step, stopped_early, failure = 0, False, None
     for step in range(1, phase.steps + 1):
-        elapsed = time.monotonic() - start
-        frac = step / phase.steps
-        if phase.seconds is not None:
-            if elapsed >= phase.seconds and step > 1:
-                step -= 1
-                break
-            frac = max(frac, elapsed / phase.seconds)
-        lr = phase.lr * (phase.final_lr_ratio + (1 - phase.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+        if phase.deadline is not None and step > 1 and time.monotonic() >= phase.deadline:
+            step -= 1
+            stopped_early = True
+            break
+        factor = lr_factor(step, phase)
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = phase.lr * group["scale"] * factor
         if full_batch:
             pred, tgt = _forward(model, params, transform, coords), target
         else:
             idx = torch.randint(0, n, (batch_pixels,), generator=generator, device=generator.device)
             pred, tgt = _forward(model, params, transform, coords[idx]), target[idx]
         loss = torch.mean((pred - tgt) ** 2)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            failure = f"the loss became {loss_value} at step {step}"
+            break
         if full_batch:
-            current = float(loss.detach())  # whole-image MSE of the weights before this step
-        elif step % eval_every == 1 or eval_every == 1:
+            current = loss_value  # whole-image MSE of the weights before this step
+        elif step % eval_every == 1 or step == phase.check_step:
             current = full_mse(model, coords, target, transform=transform)
         else:
             current = math.inf
         if current < best_mse:
             best_mse = current
             best_state = [p.detach().clone() for p in params]
+        if step == phase.check_step and phase.check_mse is not None and not current < phase.check_mse:
+            failure = (f"no better than a flat image after {step} steps "
+                       f"(PSNR {mse_to_psnr(current):.2f} dB, flat-image bar {mse_to_psnr(phase.check_mse):.2f} dB)")
+            break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -119,16 +159,18 @@ def optimise(
                     p.mul_(m)
         elapsed = time.monotonic() - start
         left = elapsed / step * (phase.steps - step)
-        if phase.seconds is not None:
-            left = min(left, phase.seconds - elapsed)
-        progress.update(phase.name, step, phase.steps, loss=float(loss.detach()), psnr=mse_to_psnr(float(loss.detach())), left=left)
-    final = full_mse(model, coords, target, transform=transform)
-    if final < best_mse:
-        best_mse = final
-    else:
+        if phase.deadline is not None:
+            left = min(left, phase.deadline - time.monotonic())
+        progress.update(phase.name, step, phase.steps, loss=loss_value, psnr=mse_to_psnr(loss_value), left=max(0.0, left))
+    if failure is None:
+        final = full_mse(model, coords, target, transform=transform)
+        if final < best_mse:
+            best_mse = final
+            best_state = None
+    if best_state is not None:
         with torch.no_grad():
             for p, b in zip(params, best_state):
                 p.copy_(b)
     progress.update(phase.name, step, phase.steps, loss=best_mse, psnr=mse_to_psnr(best_mse), left=0.0, force=True)
     progress.close()
-    return PhaseResult(steps=step, best_mse=best_mse)
+    return PhaseResult(steps=step, best_mse=best_mse, stopped_early=stopped_early, failure=failure)
