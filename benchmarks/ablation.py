@@ -1,10 +1,13 @@
 """Ablation of the encoder's techniques: each variant's RD curve and BD-rate.
 
-    python -m benchmarks.ablation ../shared/data/kodak --limit 2 --downscale 0.25 --steps 2000
+    python -m benchmarks.ablation ../shared/data/kodak --limit 2 --bpps 0.3,1.2 --variants full,...
 
 Every variant encodes the same images at the same target rates with the real codec (rate from
 the real bytes, PSNR from the decoded file); BD-rate is against JPEG 4:2:0 on the same images and
-against the full encoder. Results: <out>/ablation.json and <out>/ablation.md.
+against the full encoder. By default images are full size and each encode gets the default CPU
+settings (steps planned from the 150 s budget), so variants compare at equal encode time; give
+--steps to compare at equal steps, --downscale to reduce images (a guide, never a decision).
+Results: <out>/ablation.json and <out>/ablation.md.
 """
 from __future__ import annotations
 
@@ -39,6 +42,15 @@ VARIANTS = {
     "pruning 20% + fine-tune": {"sparsity": 0.2},
     "fitting learning rate 2e-3 (default 1e-3)": {"lr": 2e-3},
     "fitting learning rate 5e-4 (default 1e-3)": {"lr": 5e-4},
+    # full-size variants of the fit (issue 8); "full" is the encoder with warm-up and width-scaled rates
+    "no warm-up, no width scaling (the fit before the fix)": {"warmup_fraction": 0.0, "lr_scaling": "none"},
+    "fitting learning rate 1e-3": {"lr": 1e-3},
+    "fitting learning rate 4e-3": {"lr": 4e-3},
+    "CPU batches of 4096 pixels (more, smaller steps)": {"batch_pixels": 4096},
+    "CPU batches of 65536 pixels (fewer, larger steps)": {"batch_pixels": 65536},
+    "QAT on 20% of the steps": {"qat_fraction": 0.2},
+    "at most 4 layers (cheaper steps, more of them)": {"max_layers": 4},
+    "network for half the parameter budget (finer quantization, more steps)": {"size_factor": 0.5},
 }
 
 
@@ -64,12 +76,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__.splitlines()[0])
     p.add_argument("dataset", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"))
     p.add_argument("--limit", type=int, default=2)
-    p.add_argument("--downscale", type=float, default=0.25)
-    p.add_argument("--bpps", default="0.25,0.5,0.75,1.5")
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--downscale", type=float, default=None, help="reduce images by this factor (default: full size)")
+    p.add_argument("--bpps", default="0.15,0.3,0.6,1.2")
+    p.add_argument("--steps", type=int, default=None, help="steps per encode (default: the codec's CPU plan from its time budget)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
-    p.add_argument("--variants", default=None, help="comma-separated subset of variant names (default: all)")
+    p.add_argument("--variants", default=None, help="'|'-separated subset of variant names (default: all; 'full' is always run)")
     args = p.parse_args(argv)
     bpps = [float(b) for b in args.bpps.split(",")]
     images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
@@ -88,21 +100,25 @@ def main(argv=None) -> int:
             quals.append(psnr(arr, as_rgb_array(jpeg.decode(data))))
         jpeg_points.append({"quality": q, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals))})
 
-    chosen = VARIANTS if args.variants is None else {k: VARIANTS[k] for k in args.variants.split(",")}
+    chosen = VARIANTS if args.variants is None else {k: VARIANTS[k] for k in args.variants.split("|")}
+    if "full" not in chosen:
+        chosen = {"full": {}, **chosen}
     results = {}
     for variant, overrides in chosen.items():
         points = []
         for bpp in bpps:
-            rates, quals, secs = [], [], []
-            for arr in arrays:
+            rates, quals, secs, per_image = [], [], [], []
+            for arr, im in zip(arrays, images):
                 cfg = replace(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device), **overrides)
                 t0 = time.monotonic()
                 res = encode_pixels(arr, cfg)
                 secs.append(time.monotonic() - t0)
                 rates.append(res.bpp)
                 quals.append(res.psnr)
+                per_image.append({"image": im.name, "bpp": res.bpp, "psnr": res.psnr, "seconds": secs[-1],
+                                  "steps": res.steps, "fit_attempts": res.fit_attempts, "time_capped": res.time_capped})
             points.append({"target_bpp": bpp, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals)),
-                           "encode_seconds": float(np.mean(secs))})
+                           "encode_seconds": float(np.mean(secs)), "per_image": per_image})
             print(f"{variant:45s} {bpp:5.2f} bpp -> {points[-1]['bpp']:.3f} bpp {points[-1]['psnr']:.2f} dB",
                   file=sys.stderr, flush=True)
         results[variant] = points
@@ -122,7 +138,8 @@ def main(argv=None) -> int:
     def fmt(v):
         return "n/a" if v is None else f"{v:+.1f} %"
 
-    lines = [f"# Ablation on {name} ({len(images)} images, {args.steps} steps, {args.device})", "",
+    steps_text = f"{args.steps} steps" if args.steps else "default CPU plan (150 s budget)"
+    lines = [f"# Ablation on {name} ({len(images)} images, {steps_text}, {args.device})", "",
              f"Command: `{meta['command']}`  ", f"Commit: `{meta['commit']}`, date {meta['date']}, torch {meta['torch']}.", "",
              "BD-rate (PCHIP, overlapping PSNR range; negative is better) against JPEG 4:2:0 on the same images, "
              "and against the full encoder.", "",

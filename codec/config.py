@@ -26,6 +26,7 @@ CPU_SECONDS_PER_UNIT = 7.0e-9
 CPU_SECONDS_PER_PIXEL = 3.5e-7
 CPU_SECONDS_PER_STEP = 1.0e-3
 MIN_WIDTH, MIN_LAYERS = 8, 2
+MAX_LAYERS = 8  #: deepest network rate control picks (EncoderConfig.max_layers)
 EST_BITS_PER_WEIGHT = 6.5  #: entropy-coded 8-bit weight, measured on Kodak crops
 EST_HEADER_BYTES_PER_TENSOR = 7
 
@@ -54,6 +55,8 @@ class EncoderConfig:
     lr_scaling: str = "width"  #: per-layer learning rates: "width" (smaller for wide layers, see codec.siren) or "none"
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
+    max_layers: int = MAX_LAYERS  #: deepest network rate control picks
+    size_factor: float = 1.0  #: rate control sizes the network for this share of the rate's parameter budget
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
     qat_fraction: float = 0.05  #: share of the steps spent on quantization-aware fine-tuning (0: none; see the ablation)
     entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
@@ -83,6 +86,10 @@ class EncoderConfig:
             raise OptionError("give both hidden_width and hidden_layers, or neither")
         if self.hidden_width is not None and not (1 <= self.hidden_width <= 1024 and 1 <= self.hidden_layers <= 32):
             raise OptionError("hidden_width must be in 1..1024 and hidden_layers in 1..32")
+        if not MIN_LAYERS <= self.max_layers <= 32:
+            raise OptionError(f"max_layers must be in {MIN_LAYERS}..32, got {self.max_layers}")
+        if not 0.05 <= self.size_factor <= 1.0:
+            raise OptionError(f"size_factor must be in [0.05, 1], got {self.size_factor}")
         if not 0 <= self.warmup_fraction <= 0.5:
             raise OptionError(f"warmup_fraction must be in [0, 0.5], got {self.warmup_fraction}")
         if self.lr_scaling not in ("none", "width"):
@@ -102,13 +109,13 @@ class EncoderConfig:
         return PRESETS[self.preset] if self.preset is not None else None
 
 
-def architecture_for_budget(n_params: float, channels: int) -> tuple[int, int]:
+def architecture_for_budget(n_params: float, channels: int, *, max_layers: int = MAX_LAYERS) -> tuple[int, int]:
     """(hidden_width, hidden_layers) of the SIREN with about n_params parameters.
 
     Depth grows with the budget (deeper nets pay off only when wide enough): about 2 layers at
-    1k parameters, 6 at 16k, capped at 8.
+    1k parameters, 6 at 16k, capped at max_layers.
     """
-    layers = int(min(8, max(MIN_LAYERS, round(2 + math.log2(max(n_params, 1) / 1000)))))
+    layers = int(min(max_layers, max(MIN_LAYERS, round(2 + math.log2(max(n_params, 1) / 1000)))))
     best = MIN_WIDTH
     for width in range(MIN_WIDTH, 1025):
         if parameter_count(width, layers, channels) > n_params:

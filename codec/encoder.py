@@ -133,7 +133,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         hidden_width, hidden_layers = cfg.hidden_width, cfg.hidden_layers
     else:
         n_params = params_for_rate(target_bpp or 0.3, width, height, sparsity=cfg.sparsity)
-        hidden_width, hidden_layers = architecture_for_budget(n_params, channels)
+        hidden_width, hidden_layers = architecture_for_budget(n_params * cfg.size_factor, channels, max_layers=cfg.max_layers)
         smallest = parameter_count(MIN_WIDTH, MIN_LAYERS, channels)
         if n_params < smallest and cfg.bpp is not None:
             need = rate_for_params(smallest, width, height, sparsity=cfg.sparsity)
