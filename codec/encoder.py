@@ -11,7 +11,7 @@ import bitstream
 from bitstream import Header, TensorRecord, choose_model, parameter_count
 
 from .config import (
-    MIN_LAYERS, MIN_WIDTH, EncoderConfig, architecture_for_budget, params_for_rate, plan_steps, rate_for_params,
+    MIN_LAYERS, MIN_WIDTH, EncoderConfig, choose_architecture, params_for_rate, plan_steps, rate_for_params,
     warmup_steps,
 )
 from .coords import grid
@@ -129,11 +129,13 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     target_bpp = cfg.target_bpp
     budget_bytes = int(target_bpp * width * height // 8) if target_bpp is not None else None
 
+    batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
     if cfg.hidden_width is not None:
         hidden_width, hidden_layers = cfg.hidden_width, cfg.hidden_layers
     else:
         n_params = params_for_rate(target_bpp or 0.3, width, height, sparsity=cfg.sparsity)
-        hidden_width, hidden_layers = architecture_for_budget(n_params * cfg.size_factor, channels, max_layers=cfg.max_layers)
+        hidden_width, hidden_layers = choose_architecture(cfg, n_params, channels, device_type=device.type,
+                                                          pixels=height * width, batch_pixels=batch)
         smallest = parameter_count(MIN_WIDTH, MIN_LAYERS, channels)
         if n_params < smallest and cfg.bpp is not None:
             need = rate_for_params(smallest, width, height, sparsity=cfg.sparsity)
@@ -144,7 +146,6 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
 
     coords = grid(height, width, device=device)
     target = torch.from_numpy(np.array(pixels.reshape(-1, channels))).to(device=device, dtype=torch.float32) / 127.5 - 1.0
-    batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
     plan = plan_steps(cfg, device_type=device.type, pixels=height * width, batch_pixels=batch,
                       hidden_width=hidden_width, hidden_layers=hidden_layers, channels=channels)
     deadline = None if plan.time_cap is None else t0 + plan.time_cap
