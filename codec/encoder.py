@@ -119,6 +119,38 @@ def _flat_file(pixels: np.ndarray, dims: tuple, kinds=None) -> bytes:
     return _serialize(model, steps, dims, kinds)
 
 
+def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_steps: int, flat_mse: float,
+                       deadline: float | None, device, run: dict):
+    """Fit a fresh SIREN; restart (FIT_ATTEMPTS) while a fit is no better than a flat image.
+
+    Returns (model, generator, last PhaseResult, attempts, steps run over all attempts).
+    """
+    width, height, channels, hidden_width, hidden_layers, omega0 = dims
+    progress = run["progress"]
+    steps_done = 0
+    for attempt, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
+        seed = cfg.seed + seed_offset
+        torch.manual_seed(seed)
+        model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
+        check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
+        checked = flat_mse > FLAT_IMAGE_MSE and fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
+        phase = Phase("fit", fit_steps, cfg.lr * lr_factor, lr_scales=siren_lr_scales(model, cfg.lr_scaling),
+                      warmup_steps=warmup, deadline=deadline, check_step=check_step if checked else None,
+                      check_mse=flat_mse * FLAT_BAR if checked else None)
+        fitted = optimise(model, coords, target, phase, generator=generator, **run)
+        steps_done += fitted.steps
+        if fitted.failure is None:
+            break
+        if attempt < len(FIT_ATTEMPTS):
+            next_lr, next_seed = cfg.lr * FIT_ATTEMPTS[attempt][0], cfg.seed + FIT_ATTEMPTS[attempt][1]
+            progress.message(f"fit did not learn: {fitted.failure}; restarting with learning rate {next_lr:.3g}, seed {next_seed}")
+        else:
+            progress.message(f"fit did not learn: {fitted.failure}; giving up on fitting")
+    return model, generator, fitted, attempt, steps_done
+
+
 def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
     cfg = config.validated()
@@ -161,29 +193,9 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
 
     run = dict(batch_pixels=batch, progress=progress)
     flat_mse = float(target.var(dim=0, unbiased=False).mean())
-    fit_steps = phase_steps["fit"]
-    model = fitted = None
-    attempts = 0
-    for attempts, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
-        seed = cfg.seed + seed_offset
-        torch.manual_seed(seed)
-        model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
-        check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
-        checked = flat_mse > FLAT_IMAGE_MSE and fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
-        fit_phase = Phase("fit", fit_steps, cfg.lr * lr_factor, lr_scales=siren_lr_scales(model, cfg.lr_scaling),
-                          warmup_steps=warmup, deadline=phase_deadline("fit"),
-                          check_step=check_step if checked else None, check_mse=flat_mse * FLAT_BAR if checked else None)
-        fitted = optimise(model, coords, target, fit_phase, generator=generator, **run)
-        if fitted.failure is None:
-            break
-        if attempts < len(FIT_ATTEMPTS):
-            next_lr, next_seed = cfg.lr * FIT_ATTEMPTS[attempts][0], cfg.seed + FIT_ATTEMPTS[attempts][1]
-            progress.message(f"fit did not learn: {fitted.failure}; restarting with learning rate {next_lr:.3g}, seed {next_seed}")
-        else:
-            progress.message(f"fit did not learn: {fitted.failure}; giving up on fitting")
-    steps_done = fitted.steps
+    model, generator, fitted, attempts, steps_done = _fit_with_restarts(
+        cfg, dims, coords, target, fit_steps=phase_steps["fit"], flat_mse=flat_mse, deadline=phase_deadline("fit"),
+        device=device, run=run)
     stopped_early = fitted.stopped_early
     masks = None
     if cfg.sparsity > 0:
