@@ -27,8 +27,17 @@ def encode_with_stats(
     convert: bool = False,
     progress: bool = False,
 ) -> "EncodeResult":
-    """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...)."""
-    from .encoder import encode_pixels
+    """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...).
+
+    Raises ModuleNotFoundError (name "torch") where torch is not installed: decoding needs numpy only.
+    """
+    try:
+        from .encoder import encode_pixels
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise ModuleNotFoundError("encoding needs torch, which is not installed (pip install torch==2.13.0); "
+                                  "decoding works without it", name="torch") from None
 
     pixels = load_pixels(image, convert=convert)
     config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
@@ -55,9 +64,12 @@ def encode(
         image: a PIL image, a uint8 numpy array (H, W) / (H, W, 1) / (H, W, 3), encoded image bytes, or a path.
         bpp: target rate; the file is at most this many bits per pixel (header included).
         preset: a named operating point ("low", "medium", "high", "max"); "medium" if neither is given.
-        steps: optimisation steps over all phases (default 2000).
-        time_budget: seconds for optimisation; stops at whichever comes first (default: 150 s on
-            the CPU when steps is not given either, else none).
+        steps: optimisation steps over all phases (default: planned from the time budget on the
+            CPU, 2000 on a GPU).
+        time_budget: seconds the encode may take (default: 150 s on the CPU when steps is not
+            given either, else none). Without steps, the step count is planned from it up front
+            by a fixed cost model (so the bytes do not depend on the machine's load); reaching it
+            only stops early, and the result's ``time_capped`` says so.
         device: "auto" (default: CUDA when available), "cpu" or "cuda".
         seed: makes the result reproducible on the same device (when limited by steps, not time).
         sparsity: fraction of weights pruned by magnitude before quantization.

@@ -192,9 +192,9 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
             "raise it with --max-pixels"
         )
     check_work(header, width, height, limits, render=render)
-    which = choose_backend(backend, device)
+    which = choose_backend(backend, device) if render == "image" else "numpy"  # views: forward mode in numpy
     weights = bitstream.dequantize(header, decode_payload(header, payload))
-    if render != "image":  # derivative views: forward-mode in numpy, whichever backend
+    if render != "image":
         from .numpy_render import render_view
 
         return render_view(header, weights, height, width, render)
