@@ -158,10 +158,14 @@ def _read_inr(path: Path) -> bytes:
 
 
 def encode_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inr-encode", description="Compress an image into an .inr file (a quantized SIREN).",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", help="image file (anything Pillow reads)")
-    p.add_argument("output", help="the .inr file to write")
+    p = _Parser(prog="inr-encode", usage=ENCODE_USAGE, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                description="Compress an image into an .inr file (a quantized SIREN), or every image of a folder "
+                            "into a folder of .inr files (see the README's 'Folders of images').")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="INPUT OUTPUT (an image, the .inr file to write); FOLDER OUT_FOLDER; or images and "
+                        "folders with -o OUT_FOLDER")
+    p.add_argument("-o", "--output-dir", metavar="OUT_FOLDER",
+                   help="encode every PATH (images, and the images directly inside folders) into this folder")
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--bpp", type=_positive_float, help="target bits per pixel; the file is at most this")
     rate.add_argument("--preset", choices=list(PRESETS), help=f"named operating point ({DEFAULT_PRESET} if no --bpp); "
@@ -176,15 +180,42 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
     p.add_argument("--convert", action="store_true",
                    help="convert 16-bit, CMYK and transparent images (composited onto white) instead of refusing")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="overwrite an existing output file (folders: re-encode images already done)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch = p.add_argument_group("folders of images")
+    batch.add_argument("--jobs", type=_positive_int, help="worker processes on this machine "
+                       "(default: one per CUDA GPU, else one per CPU core)")
+    batch.add_argument("--threads", type=_positive_int, help="torch threads per image "
+                       "(default: CPU cores / jobs on this machine, 1 on Ray)")
+    batch.add_argument("--ray", metavar="ADDRESS", help="run one task per image on the Ray cluster at ADDRESS "
+                       "('auto', 'ray://host:10001', or 'local' to start one here); needs pip install 'inr-codec[ray]'")
     return p
+
+
+ENCODE_USAGE = """inr-encode INPUT OUTPUT [options]
+       inr-encode FOLDER OUT_FOLDER [options]
+       inr-encode IMAGE_OR_FOLDER [IMAGE_OR_FOLDER ...] -o OUT_FOLDER [options]"""
+
+
+def _is_batch(args) -> bool:
+    return args.output_dir is not None or (len(args.paths) == 2 and Path(args.paths[0]).is_dir())
 
 
 def encode_main(argv=None) -> int:
     """inr-encode."""
-    args = encode_parser().parse_args(argv)
+    parser = encode_parser()
+    args = parser.parse_args(argv)
+    if _is_batch(args):
+        return _run(lambda: _encode_batch(args), "inr-encode")
+    if len(args.paths) != 2:
+        parser.error("give INPUT OUTPUT to encode one image, or images and folders with -o OUT_FOLDER")
+    used = [flag for flag, value in (("--jobs", args.jobs), ("--threads", args.threads), ("--ray", args.ray))
+            if value is not None]
+    if used:
+        parser.error(f"{', '.join(used)} apply to folders of images: give FOLDER OUT_FOLDER or -o OUT_FOLDER")
+    args.input, args.output = args.paths
 
     def body() -> int:
         inp, out = Path(args.input), Path(args.output)
@@ -206,6 +237,37 @@ def encode_main(argv=None) -> int:
         return EXIT_OK
 
     return _run(body, "inr-encode")
+
+
+def _encode_batch(args) -> int:
+    """inr-encode on several images: one .inr each in an output folder, resumable (codec.batch)."""
+    from .batch import BatchOptions, collect_images, plan_outputs, run_batch
+
+    paths = [Path(p) for p in args.paths]
+    out_dir = Path(args.output_dir) if args.output_dir is not None else paths.pop()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OSError(f"{out_dir}: exists and is not a folder (to encode one image give INPUT OUTPUT)")
+    if not out_dir.exists() and out_dir.suffix.lower() == ".inr":
+        raise OSError(f"{paths[0]}: is a directory; to encode the images in it give an output folder, "
+                      f"not an .inr file")
+    pairs = plan_outputs(collect_images(paths), out_dir)
+    config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
+                           device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert)
+    options = BatchOptions(jobs=args.jobs, threads=args.threads, ray=args.ray, force=args.force,
+                           progress=not args.quiet)
+    try:
+        summary = run_batch(pairs, config, options)
+    except KeyboardInterrupt:
+        print("\ninr-encode: interrupted; finished images are kept (run again to resume), no partial file written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    totals = summary["totals"]
+    if totals["failed"] or not args.quiet:
+        print(f"inr-encode: {totals['encoded']} encoded, {totals['skipped']} skipped, {totals['failed']} failed "
+              f"of {totals['images']} images; summary in {out_dir / 'summary.json'}", file=sys.stderr)
+    return EXIT_FAIL if totals["failed"] else EXIT_OK
 
 
 def decode_parser() -> argparse.ArgumentParser:
