@@ -3,6 +3,7 @@
     from codec import encode, decode
     data = encode("photo.png", bpp=0.5)      # bytes
     image = decode(data, res=2048)          # PIL image, any size
+    PIL.Image.open("photo.inr")             # also through Pillow, once codec is imported
 """
 from bitstream import InrFormatError
 
@@ -10,6 +11,7 @@ from .api import decode, decode_from, encode, encode_to, encode_with_stats
 from .config import PRESETS, EncoderConfig
 from .decoder import DecodeLimits, DecodeWorkError
 from .errors import ImageInputError, OptionError
+from . import pillow_plugin  # noqa: F401,E402 - registers .inr with Pillow (Image.open / Image.save)
 
 __all__ = [
     "PRESETS", "DecodeLimits", "DecodeWorkError", "EncodeResult", "EncoderConfig", "ImageInputError", "InrFormatError", "OptionError",
