@@ -171,10 +171,12 @@ def encode_parser() -> argparse.ArgumentParser:
     rate.add_argument("--preset", choices=list(PRESETS), help=f"named operating point ({DEFAULT_PRESET} if no --bpp); "
                       + ", ".join(f"{k}={v} bpp" for k, v in PRESETS.items()))
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help=f"optimisation steps over all phases (default: {DEFAULT_STEPS})")
+                   help="optimisation steps over all phases (default: planned from the time budget on the CPU, "
+                        f"{DEFAULT_STEPS} on a GPU)")
     p.add_argument("--time-budget", type=_positive_float, default=None,
-                   help=f"seconds of optimisation (default: {DEFAULT_CPU_TIME_BUDGET:g} on CPU when --steps is not given, "
-                        "else none)")
+                   help=f"seconds the encode may take (default: {DEFAULT_CPU_TIME_BUDGET:g} on the CPU when --steps is not "
+                        "given, else none); without --steps the step count is planned from it up front, and reaching it "
+                        "only stops early")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
