@@ -315,6 +315,8 @@ def _worker_loop(device: str, threads: int, tasks, results) -> None:
             results.put((index, encode_one(pixels, config, device, threads)))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
         pass
+    except (EOFError, OSError):  # the parent is gone (killed): nothing left to do
+        pass
 
 
 class _LocalRunner:
@@ -418,14 +420,15 @@ class _RayRunner:
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            if options.ray == "local":
-                ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                         configure_logging=True, logging_level="ERROR")
-            else:
-                try:
-                    ray.init(address=options.ray, log_to_driver=False, configure_logging=True, logging_level="ERROR")
-                except (ConnectionError, ValueError, RuntimeError) as exc:
-                    raise OSError(f"cannot connect to the Ray cluster at {options.ray}: {_one_line(exc)}") from None
+            settings = dict(log_to_driver=False, configure_logging=True, logging_level="ERROR")
+            try:
+                if options.ray == "local":
+                    ray.init(address="local", include_dashboard=False, **settings)
+                else:
+                    ray.init(address=options.ray, **settings)
+            except Exception as exc:  # noqa: BLE001 - Ray raises bare Exceptions, e.g. a node start timeout
+                what = "start a local Ray instance" if options.ray == "local" else f"connect to the Ray cluster at {options.ray}"
+                raise OSError(f"cannot {what}: {_one_line(exc)}") from None
             self.started = True
         resources = ray.cluster_resources()
         self.gpus = int(resources.get("GPU", 0))
