@@ -247,8 +247,9 @@ def run_batch(pairs: list[tuple[Path, Path]], config: EncoderConfig, options: Ba
     try:
         runner = _RayRunner(options) if options.ray else _LocalRunner(config, options)
         if config.steps is None and config.time_budget is None and runner.cpu:
-            display.line("note: no --steps given, so each CPU encode stops after a time budget and the bytes depend "
-                         "on the machine's speed; give --steps N for reproducible files")
+            display.line("note: no --steps given, so each CPU encode plans its steps from a time budget and stops "
+                         "early if it runs out (time_capped), when the bytes depend on the machine's speed; give "
+                         "--steps N for reproducible files")
         t0 = time.monotonic()
         for i, outcome in runner.run(jobs(), config):
             image, out = pairs[i]
