@@ -158,7 +158,7 @@ def torch_available() -> bool:
 
 
 def choose_backend(backend: str | None, device: str | None) -> str:
-    """"torch" or "numpy": auto takes torch when it is installed. Raises OptionError for impossible asks."""
+    """Pick the renderer, "torch" or "numpy" ("auto": torch when installed). OptionError for impossible asks."""
     backend = (backend or "auto").lower()
     if backend not in BACKENDS:
         raise OptionError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
