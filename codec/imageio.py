@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import tempfile
 import warnings
 from pathlib import Path
@@ -238,8 +239,9 @@ def write_atomic(path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename: never a partial file."""
     path = Path(path)
     check_writable(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:  # mode 0o666 less the umask, like any new file (mkstemp would make it 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as exc:
         raise OSError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     try:

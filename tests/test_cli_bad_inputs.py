@@ -223,3 +223,20 @@ def test_image_bytes_and_pil_sources(inputs):
         load_pixels(np.zeros((4, 4), dtype=np.float32))
     with pytest.raises(ImageInputError):
         load_pixels(np.zeros((0, 4, 3), dtype=np.uint8))
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Outputs are created like any new file (0o666 less the umask), not 0o600 like a temp file."""
+    import os
+
+    from codec.imageio import write_atomic
+
+    mask = os.umask(0o022)
+    try:
+        out = tmp_path / "x.inr"
+        write_atomic(out, b"abc")
+    finally:
+        os.umask(mask)
+    assert out.read_bytes() == b"abc"
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["x.inr"]
