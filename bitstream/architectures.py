@@ -30,3 +30,12 @@ def tensor_shapes(arch: int, hidden_width: int, hidden_layers: int, channels: in
 def parameter_count(hidden_width: int, hidden_layers: int, channels: int) -> int:
     """Number of stored values of a SIREN with these dimensions."""
     return sum((i + 1) * o for i, o in layer_sizes(hidden_width, hidden_layers, channels))
+
+
+def multiply_adds(arch: int, hidden_width: int, hidden_layers: int, channels: int) -> int:
+    """Multiply-adds of one forward evaluation at one coordinate: the sizes of the weight matrices."""
+    total = 0
+    for shape in tensor_shapes(arch, hidden_width, hidden_layers, channels):
+        if len(shape) == 2:
+            total += shape[0] * shape[1]
+    return total

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from bitstream import parameter_count
+from bitstream import SIREN, multiply_adds, parameter_count
 
 from .errors import OptionError
 
@@ -159,8 +159,7 @@ class StepPlan:
 
 def macs_per_pixel(hidden_width: int, hidden_layers: int, channels: int) -> int:
     """Multiply-adds of one forward evaluation of the SIREN at one coordinate."""
-    dims = [2] + [hidden_width] * hidden_layers + [channels]
-    return sum(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
+    return multiply_adds(SIREN, hidden_width, hidden_layers, channels)
 
 
 def cpu_step_seconds(*, pixels: int, batch_pixels: int, hidden_width: int, hidden_layers: int, channels: int,

@@ -5,7 +5,6 @@ it (or with backend="numpy") by codec.numpy_render, which needs numpy alone.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,7 +66,7 @@ class DecodeWorkError(bitstream.InrFormatError):
 
 def multiply_adds_per_pixel(header: Header) -> int:
     """Multiply-adds the file's network costs per output pixel: the sizes of its weight matrices."""
-    return sum(math.prod(shape) for shape in header.tensor_shapes() if len(shape) == 2)
+    return bitstream.multiply_adds(header.arch, header.hidden_width, header.hidden_layers, header.channels)
 
 
 def check_work(header: Header, width: int, height: int, limits: DecodeLimits, *, render: str = "image") -> int:
