@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inr-steps", type=_positive(int), default=None, help="fitting steps of our codec (codec default if unset)")
     p.add_argument("--inr-time-budget", type=_positive(float), default=None,
                    help="encoding time budget per image in seconds for our codec (codec default if unset)")
+    p.add_argument("--inr-batched", action="store_true",
+                   help="encode all images of a rate at once in stacked networks (codec.stacked; fixed --inr-steps)")
+    p.add_argument("--inr-tf32", action="store_true", help="TF32 matrix products on CUDA for our codec's encodes")
     p.add_argument("--device", default=None, help="torch device of our codec (codec default if unset)")
     p.add_argument("--seed", type=int, default=0, help="seed of our codec")
     p.add_argument("--points", type=_points, action="append", default=[], metavar="CODEC=v1,v2",
@@ -120,7 +123,8 @@ def _cpu_name() -> str:
 def _make_codec(name: str, args) -> object:
     cls = REGISTRY[name]
     if cls is InrCodec:
-        return InrCodec(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed)
+        return InrCodec(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
+                        batched=args.inr_batched, tf32=args.inr_tf32)
     return cls()
 
 

@@ -39,8 +39,10 @@ class InrCodec(Codec):
     rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
-                 device: str | None = None, seed: int = 0):
+                 device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False):
         self.steps, self.time_budget, self.seed = steps, time_budget, seed
+        self.tf32 = tf32  # TF32 matrix products on CUDA (set for this benchmark process)
+        self.batched = batched  # encode all images of a rate at once (codec.stacked.encode_many)
         self.requested_device = device
         self.device = device or "auto"
         self._codec = None
@@ -61,17 +63,19 @@ class InrCodec(Codec):
             self._module()
         except Exception as exc:  # ImportError, or the package failing at import
             return f"our codec is not importable: {type(exc).__name__}: {exc}"
+        try:
+            import torch
+        except ImportError:  # pragma: no cover
+            return None
         if self.requested_device is None:
-            try:
-                import torch
-
-                self.device = f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
-            except ImportError:  # pragma: no cover
-                pass
+            self.device = f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
+        if "cuda" in self.device and torch.cuda.is_available():  # name the GPU in meta.device
+            self.device += f" ({torch.cuda.get_device_name(0)})"
         return None
 
     def encode(self, img: Image.Image, setting) -> bytes:
         mod = self._module()
+        self._precision()
         options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
                        device=self.requested_device, seed=self.seed, progress=False)
         self._info = None
@@ -81,6 +85,27 @@ class InrCodec(Codec):
             return result.data
         return mod.encode(img, **options)
 
+    def encode_batch(self, imgs: list[Image.Image], setting) -> list[tuple[bytes, dict, float]]:
+        """Every image at one rate in stacked fits: (bytes, encoder info, encode seconds) each.
+
+        The seconds are each image's share of its stacked group's time plus its own finishing.
+        """
+        from codec.config import EncoderConfig
+        from codec.imageio import load_pixels
+        from codec.stacked import encode_many
+
+        self._precision()
+        config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
+                               device=self.requested_device, seed=self.seed)
+        results = encode_many([load_pixels(img) for img in imgs], config)
+        return [(r.data, {**_plain(r), "stacked_images": len(imgs)}, r.seconds) for r in results]
+
+    def _precision(self) -> None:
+        if self.tf32:
+            import torch
+
+            torch.backends.cuda.matmul.allow_tf32 = True
+
     def last_encode_info(self) -> dict | None:
         return getattr(self, "_info", None)
 
@@ -88,7 +113,8 @@ class InrCodec(Codec):
         return self._module().decode(data, device=self.requested_device).convert("RGB")
 
     def config(self) -> dict:
-        return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed}
+        return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
+                "batched": self.batched, "tf32": self.tf32}
 
     def fingerprint(self) -> dict:
         mod = self._module()

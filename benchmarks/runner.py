@@ -59,19 +59,28 @@ class Cache:
                 f.write((json.dumps({"key": key, "record": record}) + "\n").encode())
 
 
-def measure(codec: Codec, setting, image: BenchImage) -> dict:
+def measure(codec: Codec, setting, image: BenchImage, encoded: tuple | None = None) -> dict:
     """Encode, decode and score one image at one operating point.
 
     Rate is that of the returned bytes; quality that of their decoding. Errors
-    are caught and returned in the record's ``error`` field.
+    are caught and returned in the record's ``error`` field. `encoded`: the
+    (bytes, encoder info, encode seconds) of an encode already made (a batch),
+    or an exception it raised; None encodes here.
     """
     w, h = image.size
     rec = {"image": image.name, "setting": setting, "width": w, "height": h, "device": codec.device,
            "date": _now()}
     try:
-        src = image.image()
-        t0 = time.perf_counter()
-        data = codec.encode(src, setting)
+        if isinstance(encoded, Exception):
+            raise encoded
+        if encoded is None:
+            src = image.image()
+            t0 = time.perf_counter()
+            data = codec.encode(src, setting)
+            encoding_time = time.perf_counter() - t0
+            info = codec.last_encode_info()
+        else:
+            data, info, encoding_time = encoded
         t1 = time.perf_counter()
         out = codec.decode(data)
         t2 = time.perf_counter()
@@ -87,9 +96,8 @@ def measure(codec: Codec, setting, image: BenchImage) -> dict:
             "mse": mse, "psnr": metrics.psnr_from_mse(mse),
             "ms-ssim": ms["ms_ssim"], "ms-ssim-db": metrics.ms_ssim_db(ms["ms_ssim"]),
             "ms_ssim_scales": ms["scales"], "ms_ssim_win": ms["win_size"],
-            "encoding_time": t1 - t0, "decoding_time": t2 - t1,
+            "encoding_time": encoding_time, "decoding_time": t2 - t1,
         })
-        info = codec.last_encode_info()
         if info:
             rec["encoder"] = info
         warnings = []
@@ -104,25 +112,43 @@ def measure(codec: Codec, setting, image: BenchImage) -> dict:
     return rec
 
 
+def _encode_batch(codec: Codec, setting, images: list[BenchImage]) -> list:
+    """The codec's batch encode of `images` at one setting: one (bytes, info, seconds) or exception each."""
+    try:
+        return list(codec.encode_batch([im.image() for im in images], setting))
+    except Exception as exc:  # the whole batch failed: each image gets the error
+        return [exc] * len(images)
+
+
 def run_codec(codec: Codec, settings: Iterable, images: list[BenchImage], cache: Cache, *,
               fingerprint: dict, retry_errors: bool = False,
               log: Callable[[str], None] | None = None) -> list[dict]:
-    """All (setting, image) records of one codec, measured or taken from the cache."""
+    """All (setting, image) records of one codec, measured or taken from the cache.
+
+    A codec with ``batched`` set encodes the missing images of a setting in one
+    ``encode_batch`` call (many fits at once on a GPU), then each is decoded and scored.
+    """
     settings = list(settings)
     total, done, records = len(settings) * len(images), 0, []
     for setting in settings:
-        for image in images:
+        keys = [Cache.key(codec.name, fingerprint, setting, image) for image in images]
+        cached = [cache.get(key) for key in keys]
+        cached = [rec if rec is not None and not (retry_errors and "error" in rec) else None for rec in cached]
+        encoded = [None] * len(images)
+        missing = [i for i, rec in enumerate(cached) if rec is None]
+        if getattr(codec, "batched", False) and missing:
+            for i, result in zip(missing, _encode_batch(codec, setting, [images[i] for i in missing])):
+                encoded[i] = result
+        for i, image in enumerate(images):
             done += 1
-            key = Cache.key(codec.name, fingerprint, setting, image)
-            rec = cache.get(key)
-            cached = rec is not None and not (retry_errors and "error" in rec)
-            if not cached:
-                rec = measure(codec, setting, image)
-                cache.put(key, rec)
+            rec = cached[i]
+            if rec is None:
+                rec = measure(codec, setting, image, encoded[i])
+                cache.put(keys[i], rec)
             records.append(rec)
             if log:
                 log(f"[{codec.name} {done}/{total}] {image.name} {codec.setting_name}={setting}: "
-                    + _summary(rec) + (" (cached)" if cached else ""))
+                    + _summary(rec) + (" (cached)" if cached[i] is not None else ""))
     return records
 
 

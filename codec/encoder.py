@@ -151,16 +151,23 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
     return model, generator, fitted, attempt, steps_done
 
 
-def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
-    """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
-    cfg = config.validated()
-    t0 = time.monotonic()
-    height, width, channels = pixels.shape
-    device = resolve_device(cfg.device)
-    progress = Progress(enabled=cfg.progress)
+@dataclass(frozen=True)
+class EncodePlan:
+    """What an encode of one image will do, fixed before any fitting: network, batch, steps per phase."""
+
+    dims: tuple  # (width, height, channels, hidden_width, hidden_layers, omega0)
+    batch_pixels: int
+    phase_steps: dict  # "fit", "prune", "qat" -> steps
+    shares: dict  # "prune", "qat" -> share of the steps
+    time_cap: float | None
+    budget_bytes: int | None
+
+
+def plan_encode(shape: tuple, cfg: EncoderConfig, device) -> EncodePlan:
+    """Architecture, batch and step plan of an encode of an image of `shape` (H, W, C); cfg validated."""
+    height, width, channels = shape
     target_bpp = cfg.target_bpp
     budget_bytes = int(target_bpp * width * height // 8) if target_bpp is not None else None
-
     batch = cfg.batch_pixels or (height * width if device.type == "cuda" else CPU_BATCH_PIXELS)
     if cfg.hidden_width is not None:
         hidden_width, hidden_layers = cfg.hidden_width, cfg.hidden_layers
@@ -174,16 +181,94 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
             raise OptionError(f"bpp target {cfg.bpp:g} is too low for a {width}x{height} image: "
                               f"the smallest network needs about {need:.3g} bpp")
     omega0 = float(np.float32(cfg.omega0))
-    dims = (width, height, channels, hidden_width, hidden_layers, omega0)
-
-    coords = grid(height, width, device=device)
-    target = torch.from_numpy(np.array(pixels.reshape(-1, channels))).to(device=device, dtype=torch.float32) / 127.5 - 1.0
     plan = plan_steps(cfg, device_type=device.type, pixels=height * width, batch_pixels=batch,
                       hidden_width=hidden_width, hidden_layers=hidden_layers, channels=channels)
-    deadline = None if plan.time_cap is None else t0 + plan.time_cap
     shares = {"qat": cfg.qat_fraction, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
     phase_steps = {name: int(plan.steps * share) for name, share in shares.items()}
     phase_steps["fit"] = max(1, plan.steps - sum(phase_steps.values()))
+    return EncodePlan(dims=(width, height, channels, hidden_width, hidden_layers, omega0), batch_pixels=batch,
+                      phase_steps=phase_steps, shares=shares, time_cap=plan.time_cap, budget_bytes=budget_bytes)
+
+
+def image_tensors(pixels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(coordinates (N, 2), target values (N, C) in [-1, 1], MSE of the flat image) of an (H, W, C) array."""
+    height, width, channels = pixels.shape
+    coords = grid(height, width, device=device)
+    target = torch.from_numpy(np.array(pixels.reshape(-1, channels))).to(device=device, dtype=torch.float32) / 127.5 - 1.0
+    return coords, target, float(target.var(dim=0, unbiased=False).mean())
+
+
+@dataclass(frozen=True)
+class RateControl:
+    """The quantization an encode settled on before fine-tuning."""
+
+    steps_fn: object  # (params, level) -> per-tensor steps
+    level: float
+    levels: tuple[float, float]
+    controlled: bool  # the level was searched to meet budget_bytes
+
+
+def choose_quantization(model: Siren, plan: EncodePlan, cfg: EncoderConfig, progress: Progress) -> RateControl:
+    """The finest quantization whose file meets the rate target (or the fixed --bits)."""
+    width, height = plan.dims[0], plan.dims[1]
+    params = model.parameters_in_file_order()
+    controlled = plan.budget_bytes is not None and cfg.bits is None
+    if not controlled:
+        return RateControl(steps_for_bits, cfg.bits if cfg.bits is not None else DEFAULT_BITS, BITS_RANGE, False)
+    if cfg.quant_scheme == "shared":
+        steps_fn, level, levels = steps_for_level, DEFAULT_LEVEL, LEVEL_RANGE
+    else:
+        steps_fn, level, levels = steps_for_bits, DEFAULT_BITS, BITS_RANGE
+    searched = _search_level(model, plan.dims, plan.budget_bytes, steps_fn, *levels, cfg.entropy_models)
+    if searched is not None:
+        level = searched[0]
+    elif cfg.bpp is not None:
+        smallest = len(_serialize(model, steps_fn(params, levels[0]), plan.dims, cfg.entropy_models))
+        raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest file is {smallest} "
+                          f"bytes ({8 * smallest / (width * height):.3f} bpp)")
+    else:
+        progress.message(f"preset {cfg.preset}: {cfg.target_bpp} bpp is below the smallest file for a "
+                         f"{width}x{height} image; using the default quantization")
+    return RateControl(steps_fn, level, levels, True)
+
+
+def finish_file(model: Siren, plan: EncodePlan, cfg: EncoderConfig, rate: RateControl, pixels: np.ndarray, *,
+                flat_mse: float, fit_failed: bool, device, progress: Progress) -> tuple[bytes, float, bool, list[float]]:
+    """Serialize the fine-tuned model, meet the rate, decode and check against the flat image.
+
+    Returns (file, PSNR of its decoding, whether the flat fallback was stored, per-tensor steps).
+    """
+    params = model.parameters_in_file_order()
+    qsteps = rate.steps_fn(params, rate.level)
+    data = _serialize(model, qsteps, plan.dims, cfg.entropy_models)
+    if rate.controlled and len(data) > plan.budget_bytes:  # fine-tuning moved weights: coarsen a little
+        refitted = _search_level(model, plan.dims, plan.budget_bytes, rate.steps_fn, rate.levels[0], rate.level,
+                                 cfg.entropy_models)
+        if refitted is not None:
+            level, data = refitted
+            qsteps = rate.steps_fn(params, level)
+    quality = psnr(decode_array(data, device=str(device)), pixels)
+    fallback = False
+    if fit_failed or quality < mse_to_psnr(flat_mse) + FALLBACK_MARGIN_DB:
+        flat_data = _flat_file(pixels, plan.dims, cfg.entropy_models)
+        flat_quality = psnr(decode_array(flat_data, device=str(device)), pixels)
+        if flat_quality > quality:
+            progress.message(f"the fitted network decodes to {quality:.2f} dB, below a flat image's {flat_quality:.2f} dB; "
+                             "storing the flat image instead")
+            data, quality, fallback = flat_data, flat_quality, True
+    return data, quality, fallback, qsteps
+
+
+def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
+    """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
+    cfg = config.validated()
+    t0 = time.monotonic()
+    height, width, channels = pixels.shape
+    device = resolve_device(cfg.device)
+    progress = Progress(enabled=cfg.progress)
+    plan = plan_encode(pixels.shape, cfg, device)
+    phase_steps, shares = plan.phase_steps, plan.shares
+    deadline = None if plan.time_cap is None else t0 + plan.time_cap
 
     def phase_deadline(name: str) -> float | None:  # the cap is shared out in phase order: fit, prune, qat
         if deadline is None:
@@ -191,10 +276,10 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         done = {"fit": 1.0 - shares["qat"] - shares["prune"], "prune": 1.0 - shares["qat"], "qat": 1.0}[name]
         return t0 + plan.time_cap * done
 
-    run = dict(batch_pixels=batch, progress=progress)
-    flat_mse = float(target.var(dim=0, unbiased=False).mean())
+    coords, target, flat_mse = image_tensors(pixels, device)
+    run = dict(batch_pixels=plan.batch_pixels, progress=progress)
     model, generator, fitted, attempts, steps_done = _fit_with_restarts(
-        cfg, dims, coords, target, fit_steps=phase_steps["fit"], flat_mse=flat_mse, deadline=phase_deadline("fit"),
+        cfg, plan.dims, coords, target, fit_steps=phase_steps["fit"], flat_mse=flat_mse, deadline=phase_deadline("fit"),
         device=device, run=run)
     stopped_early = fitted.stopped_early
     masks = None
@@ -207,26 +292,8 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         steps_done += pruned.steps
         stopped_early |= pruned.stopped_early
 
-    params = model.parameters_in_file_order()
-    rate_controlled = budget_bytes is not None and cfg.bits is None
-    if rate_controlled:
-        if cfg.quant_scheme == "shared":
-            steps_fn, level, levels = steps_for_level, DEFAULT_LEVEL, LEVEL_RANGE
-        else:
-            steps_fn, level, levels = steps_for_bits, DEFAULT_BITS, BITS_RANGE
-        searched = _search_level(model, dims, budget_bytes, steps_fn, *levels, cfg.entropy_models)
-        if searched is not None:
-            level = searched[0]
-        elif cfg.bpp is not None:
-            smallest = len(_serialize(model, steps_fn(params, levels[0]), dims, cfg.entropy_models))
-            raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest file is {smallest} "
-                              f"bytes ({8 * smallest / (width * height):.3f} bpp)")
-        else:
-            progress.message(f"preset {cfg.preset}: {target_bpp} bpp is below the smallest file for a "
-                             f"{width}x{height} image; using the default quantization")
-    else:
-        steps_fn, level = steps_for_bits, (cfg.bits if cfg.bits is not None else DEFAULT_BITS)
-    qsteps = steps_fn(params, level)
+    rate = choose_quantization(model, plan, cfg, progress)
+    qsteps = rate.steps_fn(model.parameters_in_file_order(), rate.level)
 
     def transform(params: list[torch.Tensor]) -> list[torch.Tensor]:
         return [fake_quantize(p, s) for p, s in zip(params, qsteps)]
@@ -237,26 +304,13 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         steps_done += tuned.steps
         stopped_early |= tuned.stopped_early
 
-    data = _serialize(model, qsteps, dims, cfg.entropy_models)
-    if rate_controlled and len(data) > budget_bytes:  # fine-tuning moved weights: coarsen a little
-        refitted = _search_level(model, dims, budget_bytes, steps_fn, levels[0], level, cfg.entropy_models)
-        if refitted is not None:
-            level, data = refitted
-            qsteps = steps_fn(params, level)
-    quality = psnr(decode_array(data, device=str(device)), pixels)
-    fallback = False
-    if fitted.failure is not None or quality < mse_to_psnr(flat_mse) + FALLBACK_MARGIN_DB:
-        flat_data = _flat_file(pixels, dims, cfg.entropy_models)
-        flat_quality = psnr(decode_array(flat_data, device=str(device)), pixels)
-        if flat_quality > quality:
-            progress.message(f"the fitted network decodes to {quality:.2f} dB, below a flat image's {flat_quality:.2f} dB; "
-                             "storing the flat image instead")
-            data, quality, fallback = flat_data, flat_quality, True
+    data, quality, fallback, qsteps = finish_file(model, plan, cfg, rate, pixels, flat_mse=flat_mse,
+                                                  fit_failed=fitted.failure is not None, device=device, progress=progress)
     return EncodeResult(
         data=data, width=width, height=height, channels=channels, bytes=len(data),
         bpp=8 * len(data) / (width * height), psnr=quality, steps=steps_done,
         seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
-        hidden_width=hidden_width, hidden_layers=hidden_layers, quant_step=qsteps[0],
-        sparsity=cfg.sparsity, target_bpp=target_bpp, fit_attempts=attempts, time_capped=stopped_early,
+        hidden_width=plan.dims[3], hidden_layers=plan.dims[4], quant_step=qsteps[0],
+        sparsity=cfg.sparsity, target_bpp=cfg.target_bpp, fit_attempts=attempts, time_capped=stopped_early,
         flat_fallback=fallback,
     )

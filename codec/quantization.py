@@ -57,9 +57,12 @@ def steps_for_level(weights: list[torch.Tensor], level: float) -> list[float]:
     return steps
 
 
-def fake_quantize(weight: torch.Tensor, step: float) -> torch.Tensor:
-    """round(w / s) * s in the forward pass, identity gradient in the backward pass."""
-    s = torch.tensor(step, dtype=weight.dtype, device=weight.device)
+def fake_quantize(weight: torch.Tensor, step) -> torch.Tensor:
+    """round(w / s) * s in the forward pass, identity gradient in the backward pass.
+
+    `step` is a number, or a tensor that broadcasts against `weight` (one step per stacked network).
+    """
+    s = step if isinstance(step, torch.Tensor) else torch.tensor(step, dtype=weight.dtype, device=weight.device)
     quantized = torch.round(weight / s) * s
     return weight + (quantized - weight).detach()
 

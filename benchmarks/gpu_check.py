@@ -1,0 +1,159 @@
+"""GPU checks of the runbook (benchmarks/gpu_runbook.sh), written to one JSON file.
+
+1. The device and library versions.
+2. Single-image encodes of a full-size image on CUDA (default steps) at two rates, in float32 and
+   with TF32 matrix products: seconds, steps per second, bytes, PSNR of the decoded file.
+3. The same files decoded on the CPU (torch and numpy) and on CUDA: how many pixel values differ,
+   and by how much; the CUDA decode time at 3840 px.
+4. The time of one stacked step (codec.stacked) of each curve rate's network with the Kodak group
+   size, from which `--curve-seconds` (or what is left until `--curve-deadline`) is turned into a step count for the curve (written as
+   ``curve.steps``; ``curve.tf32`` says whether TF32 kept quality within 0.1 dB).
+
+    python -m benchmarks.gpu_check --image ../shared/data/kodak/kodim23.png --out gpu_check.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from codec.config import EncoderConfig
+from codec.decoder import decode_array
+from codec.encoder import encode_pixels, plan_encode
+from codec.imageio import load_pixels
+from codec.metrics import psnr
+from codec.siren import Siren, siren_lr_scales
+from codec.stacked import DEFAULT_GROUP_BYTES, StackedSiren, fit_stacked
+from codec.fitting import Phase
+from codec.progress import Progress
+
+TF32_TOLERANCE_DB = 0.1
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _timed(fn):
+    _sync()
+    t0 = time.perf_counter()
+    out = fn()
+    _sync()
+    return out, time.perf_counter() - t0
+
+
+def _decode_difference(data: bytes, pixels: np.ndarray, device: str) -> dict:
+    """Decodes of one file on the CPU (torch, numpy) and CUDA: differing values and PSNR of each."""
+    cpu = decode_array(data, device="cpu", backend="torch")
+    numpy_out = decode_array(data, backend="numpy")
+    cuda, seconds = _timed(lambda: decode_array(data, device=device, backend="torch"))
+    out = {"values": int(cpu.size), "cuda_decode_seconds": seconds,
+           "psnr": {"cpu": psnr(cpu, pixels), "numpy": psnr(numpy_out, pixels), "cuda": psnr(cuda, pixels)}}
+    for name, (a, b) in {"cuda_vs_cpu": (cpu, cuda), "numpy_vs_cpu": (cpu, numpy_out), "cuda_vs_numpy": (numpy_out, cuda)}.items():
+        diff = np.abs(a.astype(int) - b.astype(int))
+        out[name] = {"values_differing": int((diff > 0).sum()), "share": float((diff > 0).mean()), "max_abs": int(diff.max())}
+    big, seconds = _timed(lambda: decode_array(data, res=3840, device=device, backend="torch"))
+    out["cuda_decode_3840_seconds"] = seconds
+    out["cuda_decode_3840_shape"] = list(big.shape)
+    return out
+
+
+def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: int | None) -> tuple[list[dict], dict]:
+    rows, files = [], {}
+    for bpp in bpps:
+        for tf32 in (False, True):
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            result, seconds = _timed(lambda: encode_pixels(pixels, EncoderConfig(bpp=bpp, device=device, steps=steps)))
+            rows.append({"bpp_target": bpp, "tf32": tf32, "seconds": seconds, "steps": result.steps,
+                         "steps_per_second": result.steps / seconds, "bytes": result.bytes, "bpp": result.bpp,
+                         "psnr": result.psnr, "network": [result.hidden_width, result.hidden_layers],
+                         "fit_attempts": result.fit_attempts})
+            print(json.dumps(rows[-1]), flush=True)
+            if not tf32:
+                files[bpp] = result.data
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return rows, files
+
+
+def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: str, *, tf32: bool, steps: int = 6) -> dict:
+    """Seconds of one stacked fitting step per rate, for `images` images of `shape` (H, W, C)."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    out = {}
+    for bpp in bpps:
+        plan = plan_encode(shape, EncoderConfig(bpp=bpp, steps=2000, device=device), torch.device(device))
+        _, _, channels, width, layers, omega0 = plan.dims
+        per_image = 4 * shape[0] * shape[1] * width * (2 * layers + 1)
+        group = max(1, min(images, DEFAULT_GROUP_BYTES // per_image))
+        models = [Siren(channels=channels, hidden_width=width, hidden_layers=layers, omega0=omega0).to(device) for _ in range(group)]
+        stack = StackedSiren(models)
+        coords = torch.rand(group, shape[0] * shape[1], 2, device=device) * 2 - 1
+        targets = torch.rand(group, shape[0] * shape[1], channels, device=device) * 2 - 1
+        phase = Phase("time", 2, 1e-4, lr_scales=siren_lr_scales(models[0], "width"))
+        fit_stacked(stack, coords, targets, phase, progress=Progress(enabled=False))  # warm-up
+        _, seconds = _timed(lambda: fit_stacked(stack, coords, targets, Phase("time", steps, 1e-4), progress=Progress(enabled=False)))
+        step = seconds / (steps + 1)  # the final whole-image evaluation costs about one step
+        out[str(bpp)] = {"network": [width, layers], "group": group, "step_seconds": step,
+                         "image_step_seconds": step / group, "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
+        print(json.dumps({bpp: out[str(bpp)]}), flush=True)
+        del stack, coords, targets, models
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image", required=True, help="a full-size image (e.g. kodim23.png)")
+    p.add_argument("--out", required=True, help="JSON file to write")
+    p.add_argument("--single-bpps", default="0.3,0.75", help="rates of the single-image encodes")
+    p.add_argument("--curve-bpps", default="0.1,0.25,0.5,0.75,1.2", help="rates of the Kodak curve")
+    p.add_argument("--curve-images", type=int, default=24)
+    p.add_argument("--curve-seconds", type=float, default=300.0, help="seconds of stacked fitting the curve may take")
+    p.add_argument("--curve-deadline", type=float, default=None,
+                   help="instead of --curve-seconds: a time.time() by which the curve's fitting must end")
+    p.add_argument("--device", default="cuda", help="cuda; cpu only to try the script out (with --single-steps)")
+    p.add_argument("--single-steps", type=int, default=None, help="steps of the single encodes (default: the codec's)")
+    p.add_argument("--group-images", type=int, default=None, help="cap on the stacked group timed (default: as the curve)")
+    p.add_argument("--min-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=5000)
+    args = p.parse_args(argv)
+    device = args.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("gpu_check: no CUDA GPU")
+    cuda = device == "cuda"
+    report = {"device": torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu",
+              "capability": list(torch.cuda.get_device_capability(0)) if cuda else None,
+              "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(json.dumps(report), flush=True)
+    pixels = load_pixels(args.image)
+    encode_pixels(pixels[:128, :128], EncoderConfig(bpp=1.0, steps=50, device=device))  # CUDA start-up, not timed
+    single_bpps = [float(v) for v in args.single_bpps.split(",")]
+    rows, files = single_encodes(pixels, single_bpps, device, args.single_steps)
+    report["single_image"] = {"image": Path(args.image).name, "rows": rows}
+    report["decode_difference"] = {str(b): _decode_difference(d, pixels, device) for b, d in files.items()}
+    print(json.dumps(report["decode_difference"]), flush=True)
+    by = {(r["bpp_target"], r["tf32"]): r["psnr"] for r in rows}
+    tf32 = all(by[(b, True)] >= by[(b, False)] - TF32_TOLERANCE_DB for b in single_bpps)
+    curve_bpps = [float(v) for v in args.curve_bpps.split(",")]
+    timing = stacked_step_seconds(pixels.shape, curve_bpps, args.group_images or args.curve_images, device, tf32=tf32)
+    curve_seconds = args.curve_seconds if args.curve_deadline is None else args.curve_deadline - time.time() - 15
+    per_step_all = sum(t["image_step_seconds"] * args.curve_images for t in timing.values())
+    steps = int(min(args.max_steps, max(args.min_steps, curve_seconds / per_step_all)) // 50 * 50)
+    report["curve"] = {"bpps": curve_bpps, "tf32": tf32, "steps": steps, "step_timing": timing,
+                       "planned_fit_seconds": steps * per_step_all, "curve_seconds": curve_seconds}
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["curve"]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The whole GPU job in one device call (benchmarks/README.md, "GPU runbook"), deadline-aware so
+# that it ends inside the call's limit and always writes what it has:
+#   1. install what the GPU machine lacks from carried wheels (.whl/) and this repo (no registry there);
+#   2. benchmarks.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
+#      same files, stacked step times -> the curve's step count;
+#   3. the test suite with CUDA present (tests/test_cuda.py runs instead of skipping), in the background;
+#   4. the Kodak curve: `python -m benchmarks ... --inr-batched --device cuda`, all images of a rate
+#      fitted at once, with GPU utilisation sampled every 2 s.
+# Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt,
+# kodak_gpu.tar with inr.json and the per-image cache). A second call resumes the curve from the
+# cache if the previous kodak_gpu.tar is unpacked into .gpu_results/kodak_gpu and carried.
+#
+# Device call (from the repo root here, after `pip download` of the wheels into .whl/ and a copy of
+# the Kodak images into .gpu_data/kodak/, both listed in .git/info/exclude):
+#   run(command="GPU_TOTAL_SECONDS=540 bash benchmarks/gpu_runbook.sh", carry=[".whl", ".gpu_data"], timeout_s=580)
+set -u
+START=$(date +%s)
+TOTAL=${GPU_TOTAL_SECONDS:-540}
+OUT=${OUT:?set OUT to the results folder}
+DATA=${GPU_DATA:-.gpu_data/kodak}
+BPPS=${GPU_CURVE_BPPS:-0.1,0.25,0.5,0.75,1.2}
+FINISH_RESERVE=${GPU_FINISH_RESERVE:-130}  # seconds for rate search, decoding and scoring of 24 x 5 files
+DEVICE=${GPU_DEVICE:-cuda}                 # cpu only to try the runbook out here, with a small GPU_DATA
+CHECK_IMAGE=${GPU_CHECK_IMAGE:-$DATA/kodim23.png}
+CHECK_ARGS=${GPU_CHECK_ARGS:-}             # e.g. "--single-steps 30" for a try-out
+TESTS=${GPU_TESTS:-}                       # test files (default: the whole suite)
+mkdir -p "$OUT"
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { echo $(( TOTAL - $(elapsed) )); }
+log() { echo "[$(elapsed) s] $*" | tee -a "$OUT/runbook.log"; }
+pack() {  # what the curve has so far, as one file that comes back
+  [ -d /tmp/kodak_gpu ] && tar -C /tmp -cf "$OUT/kodak_gpu.tar" kodak_gpu && log "packed kodak_gpu.tar"
+}
+trap pack EXIT
+
+log "start; budget ${TOTAL} s; data ${DATA}; rates ${BPPS}"
+export PYTHONUNBUFFERED=1
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site || log "wheel install failed"
+fi
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null 2>&1 || log "editable install failed (console-script test will fail)"
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+python3 -c "import torch, constriction, codec; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))" 2>&1 | tee -a "$OUT/runbook.log"
+
+# 2. checks and the curve's plan (its step count fills the time that is left, less the finishing reserve)
+DEADLINE=$(( START + TOTAL - FINISH_RESERVE - 20 ))
+log "gpu_check"
+timeout $(( $(left) / 3 )) python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" \
+  --device "$DEVICE" $CHECK_ARGS --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" 2>&1 | tee -a "$OUT/runbook.log"
+read -r STEPS TF32 < <(python3 -c "
+import json
+try:
+    c = json.load(open('$OUT/gpu_check.json'))['curve']; print(c['steps'], int(c['tf32']))
+except Exception:
+    print(${GPU_FALLBACK_STEPS:-1000}, 0)")
+log "curve plan: ${STEPS} steps, tf32=${TF32}"
+
+# 3. the suite, with CUDA, beside the curve
+XDIST=""; python3 -c "import xdist" 2>/dev/null && XDIST="-n 4"
+( timeout $(( $(left) - 30 )) python3 -m pytest -q -p no:cacheprovider $XDIST $TESTS > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?" >> "$OUT/pytest.txt" ) &
+TESTS_PID=$!
+
+# 4. the curve, resumed from a carried cache if there is one
+if [ -d .gpu_results/kodak_gpu ]; then cp -r .gpu_results/kodak_gpu /tmp/kodak_gpu; log "resuming from .gpu_results"; fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
+SMI=$!
+FLAGS=""; [ "$TF32" = "1" ] && FLAGS="--inr-tf32"
+log "curve"
+timeout $(( $(left) - 15 )) python3 -m benchmarks "$DATA" --codecs inr --inr-batched --device "$DEVICE" --inr-steps "$STEPS" $FLAGS \
+  --inr-bpps "$BPPS" --out /tmp/kodak_gpu --anchors '' --no-plot 2>&1 | tee -a "$OUT/runbook.log" | grep -v "^\[inr"
+log "curve exit ${PIPESTATUS[0]}"
+kill $SMI 2>/dev/null
+wait $TESTS_PID
+tail -3 "$OUT/pytest.txt" | tee -a "$OUT/runbook.log"
+log "done"

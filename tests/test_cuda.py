@@ -1,0 +1,57 @@
+"""The CUDA path: run only where a CUDA GPU is present (skipped elsewhere; benchmarks/gpu_runbook.sh runs them)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from codec import decode
+from codec.config import EncoderConfig
+from codec.decoder import decode_array
+from codec.encoder import encode_pixels
+from codec.stacked import encode_many
+
+from conftest import smooth_image
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def cuda_file():
+    pixels = smooth_image(64, 96, 3, seed=7)
+    return pixels, encode_pixels(pixels, EncoderConfig(bpp=2.0, steps=300, device="cuda"))
+
+
+def test_cuda_encode_decodes_on_cpu_and_cuda_alike(cuda_file):
+    pixels, result = cuda_file
+    assert result.device.startswith("cuda") and result.bpp <= 2.0
+    on_cpu = decode_array(result.data, device="cpu", backend="torch")
+    on_numpy = decode_array(result.data, backend="numpy")
+    on_cuda = decode_array(result.data, device="cuda", backend="torch")
+    assert on_cpu.shape == on_cuda.shape == on_numpy.shape == pixels.shape
+    for other in (on_cuda, on_numpy):  # float32 on different hardware: at most one level apart, rarely
+        diff = np.abs(on_cpu.astype(int) - other.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    err = np.mean((on_cpu.astype(float) - pixels) ** 2)
+    assert abs(10 * np.log10(255**2 / err) - result.psnr) < 0.01  # the encoder scored the CUDA decode
+    assert result.psnr > 25
+
+
+def test_cuda_decode_at_another_size(cuda_file):
+    _, result = cuda_file
+    assert decode(result.data, res=256, device="cuda").size == (256, 171)
+
+
+def test_cuda_encode_is_reproducible(cuda_file):
+    pixels, result = cuda_file
+    again = encode_pixels(pixels, EncoderConfig(bpp=2.0, steps=300, device="cuda"))
+    assert again.data == result.data
+
+
+def test_stacked_on_cuda_matches_single_on_cuda(cuda_file):
+    pixels, single = cuda_file
+    images = [pixels, smooth_image(96, 64, 3, seed=8)]
+    many = encode_many(images, EncoderConfig(bpp=2.0, steps=300, device="cuda"))
+    assert many[0].device.startswith("cuda")
+    assert abs(many[0].psnr - single.psnr) < 0.1
+    assert all(r.bpp <= 2.0 for r in many)
