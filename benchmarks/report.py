@@ -56,6 +56,10 @@ def _fmt_range(values, fmt="{:.3g}") -> str:
     return f"{fmt.format(min(values))}–{fmt.format(max(values))}" if values else "—"
 
 
+#: published curves every measured codec is also compared with (names in kodak_published.json)
+PUBLISHED_REFERENCES = ("JPEG", "WebP", "BPG444")
+
+
 def _bd_cells(anchor: dict | None, bpp, psnr) -> list[str]:
     """[BD-rate, BD-PSNR, PSNR overlap] cells of one curve against the anchor."""
     if anchor is None or not anchor["bpp"]:
@@ -113,6 +117,16 @@ def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anch
                          f"({', '.join(str(f['setting']) for f in failed)}); first error: {first}")
     if notes:
         lines += [""] + notes
+    published = [n for n in PUBLISHED_REFERENCES if n in anchors]
+    if published and docs:
+        lines += ["", "## Measured codecs against published curves", "",
+                  "BD-rate of each curve measured here against the published Kodak curves of "
+                  + ", ".join(published) + " (same formula; meaningful only on the full 24-image, full-size Kodak set).", "",
+                  "| codec | " + " | ".join(f"vs published {n}" for n in published) + " |",
+                  "|---|" + "---:|" * len(published)]
+        for name, doc in docs.items():
+            r = doc["results"]
+            lines.append(f"| {name} | " + " | ".join(_bd_cells(anchors[n], r["bpp"], r["psnr"])[0] for n in published) + " |")
     if anchors:
         pub_jpeg = anchors.get("JPEG")
         lines += ["", "## Published Kodak anchors (`shared/anchors/kodak_published.json`)", "",
