@@ -51,6 +51,9 @@ VARIANTS = {
     "QAT on 20% of the steps": {"qat_fraction": 0.2},
     "at most 4 layers (cheaper steps, more of them)": {"max_layers": 4},
     "network for half the parameter budget (finer quantization, more steps)": {"size_factor": 0.5},
+    # issue 10: Reptile-trained starting weights (benchmarks/train_init.py, codec/inits)
+    "meta-learned init (codec/inits)": {"init": "meta"},
+    "random SIREN init": {"init": "random"},
 }
 
 

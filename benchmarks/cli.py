@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoding time budget per image in seconds for our codec (codec default if unset)")
     p.add_argument("--inr-batched", action="store_true",
                    help="encode all images of a rate at once in stacked networks (codec.stacked; fixed --inr-steps)")
+    p.add_argument("--inr-init", choices=("meta", "random"), default=None,
+                   help="our codec's starting weights (codec default if unset)")
     p.add_argument("--inr-tf32", action="store_true", help="TF32 matrix products on CUDA for our codec's encodes")
     p.add_argument("--device", default=None, help="torch device of our codec (codec default if unset)")
     p.add_argument("--seed", type=int, default=0, help="seed of our codec")
@@ -124,7 +126,8 @@ def _make_codec(name: str, args) -> object:
     cls = REGISTRY[name]
     if cls is InrCodec:
         return InrCodec(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
-                        batched=args.inr_batched, tf32=args.inr_tf32)
+                        batched=args.inr_batched, tf32=args.inr_tf32,
+                        init=args.inr_init)
     return cls()
 
 

@@ -39,8 +39,10 @@ class InrCodec(Codec):
     rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
-                 device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False):
+                 device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,
+                 init: str | None = None):
         self.steps, self.time_budget, self.seed = steps, time_budget, seed
+        self.init = init  # "meta" / "random"; None: the codec's default
         self.tf32 = tf32  # TF32 matrix products on CUDA (set for this benchmark process)
         self.batched = batched  # encode all images of a rate at once (codec.stacked.encode_many)
         self.requested_device = device
@@ -78,6 +80,8 @@ class InrCodec(Codec):
         self._precision()
         options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
                        device=self.requested_device, seed=self.seed, progress=False)
+        if self.init is not None:
+            options["init"] = self.init
         self._info = None
         if hasattr(mod, "encode_with_stats"):  # same encoder, plus what it did (steps run, ...)
             result = mod.encode_with_stats(img, **options)
@@ -96,7 +100,8 @@ class InrCodec(Codec):
 
         self._precision()
         config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
-                               device=self.requested_device, seed=self.seed)
+                               device=self.requested_device, seed=self.seed,
+                               **({"init": self.init} if self.init is not None else {}))
         results = encode_many([load_pixels(img) for img in imgs], config)
         return [(r.data, {**_plain(r), "stacked_images": len(imgs)}, r.seconds) for r in results]
 
@@ -114,7 +119,7 @@ class InrCodec(Codec):
 
     def config(self) -> dict:
         return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
-                "batched": self.batched, "tf32": self.tf32}
+                "batched": self.batched, "tf32": self.tf32, "init": self.init}
 
     def fingerprint(self) -> dict:
         mod = self._module()

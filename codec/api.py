@@ -26,6 +26,7 @@ def encode_with_stats(
     sparsity: float = 0.0,
     convert: bool = False,
     progress: bool = False,
+    init: str | None = None,
 ) -> "EncodeResult":
     """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...).
 
@@ -41,7 +42,8 @@ def encode_with_stats(
 
     pixels = load_pixels(image, convert=convert)
     config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
-                           seed=seed, sparsity=sparsity, convert=convert, progress=progress)
+                           seed=seed, sparsity=sparsity, convert=convert, progress=progress,
+                           **({"init": init} if init is not None else {}))
     return encode_pixels(pixels, config)
 
 
@@ -57,6 +59,7 @@ def encode(
     sparsity: float = 0.0,
     convert: bool = False,
     progress: bool = False,
+    init: str | None = None,
 ) -> bytes:
     """Compress an image to `.inr` bytes.
 
@@ -75,6 +78,8 @@ def encode(
         sparsity: fraction of weights pruned by magnitude before quantization.
         convert: convert 16-bit, CMYK and transparent images instead of refusing them.
         progress: show a progress bar on stderr.
+        init: "meta" (start from the packaged meta-learned weights of the chosen network, where
+            there are some) or "random"; None: the codec's default.
     Returns:
         The complete `.inr` file.
     Raises:
@@ -82,7 +87,7 @@ def encode(
         OptionError: an option is out of range, or the bpp target cannot be met.
     """
     return encode_with_stats(image, bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
-                             seed=seed, sparsity=sparsity, convert=convert, progress=progress).data
+                             seed=seed, sparsity=sparsity, convert=convert, progress=progress, init=init).data
 
 
 def decode(

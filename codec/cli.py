@@ -180,6 +180,9 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
+    p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
+                   help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
+                        "some: codec/inits) or from a seeded random SIREN init")
     p.add_argument("--convert", action="store_true",
                    help="convert 16-bit, CMYK and transparent images (composited onto white) instead of refusing")
     p.add_argument("-f", "--force", action="store_true",
@@ -227,7 +230,7 @@ def encode_main(argv=None) -> int:
 
         config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
                                device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                               progress=not args.quiet)
+                               init=args.init, progress=not args.quiet)
         result = encode_pixels(pixels, config)
         write_atomic(out, result.data)
         summary = {"input": str(inp), "output": str(out), **result.summary()}
@@ -254,7 +257,8 @@ def _encode_batch(args) -> int:
                       f"not an .inr file")
     pairs = plan_outputs(collect_images(paths), out_dir)
     config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
-                           device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert)
+                           device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
+                           init=args.init)
     options = BatchOptions(jobs=args.jobs, threads=args.threads, ray=args.ray, force=args.force,
                            progress=not args.quiet)
     try:

@@ -59,6 +59,7 @@ class EncoderConfig:
     lr: float = 2e-3  #: Adam learning rate of the fitting phase (warm-up, then cosine decay; see the ablation)
     warmup_fraction: float = 0.05  #: share of the fitting steps over which the learning rate rises (at least 50 steps)
     lr_scaling: str = "width"  #: per-layer learning rates: "width" (smaller for wide layers, see codec.siren) or "none"
+    init: str = "random"  #: "random" (SIREN init from the seed) or "meta" (a packaged meta-learned init where one exists)
     qat_lr: float = 1e-4  #: learning rate of quantization-aware fine-tuning
     batch_pixels: int | None = None  #: pixels per step (None: whole image on GPU, <= 65536 on CPU)
     max_layers: int = MAX_LAYERS  #: deepest network rate control picks
@@ -100,6 +101,8 @@ class EncoderConfig:
             raise OptionError(f"warmup_fraction must be in [0, 0.5], got {self.warmup_fraction}")
         if self.lr_scaling not in ("none", "width"):
             raise OptionError(f"lr_scaling must be 'none' or 'width', got {self.lr_scaling!r}")
+        if self.init not in ("random", "meta"):
+            raise OptionError(f"init must be 'random' or 'meta', got {self.init!r}")
         if self.quant_scheme not in ("shared", "range"):
             raise OptionError(f"quant_scheme must be 'shared' or 'range', got {self.quant_scheme!r}")
         if not 0.1 <= self.omega0 <= 1000:

@@ -19,6 +19,7 @@ from .decoder import decode_array
 from .devices import resolve_device
 from .errors import OptionError
 from .fitting import Phase, mse_to_psnr, optimise
+from .meta_init import find_init
 from .metrics import psnr
 from .progress import Progress
 from .pruning import apply_masks, magnitude_masks
@@ -64,6 +65,7 @@ class EncodeResult:
     fit_attempts: int  # 1, or more when a fit that did not learn was restarted
     time_capped: bool  # the time cap cut the planned steps short (the bytes then depend on machine speed)
     flat_fallback: bool  # every fit failed, or decoded worse than a flat image: the file holds the flat image
+    init: str = "random"  # what the kept fit started from: "random" (seeded) or "meta" (a packaged init)
 
     def summary(self) -> dict:
         """JSON-ready summary (without the data)."""
@@ -119,19 +121,34 @@ def _flat_file(pixels: np.ndarray, dims: tuple, kinds=None) -> bytes:
     return _serialize(model, steps, dims, kinds)
 
 
+def new_siren(cfg: EncoderConfig, dims: tuple, seed: int, device, *, meta: bool) -> tuple[Siren, str]:
+    """A fresh network for `dims`: seeded SIREN init, or the packaged meta-learned one when `meta`
+    and one exists for this network. Returns (model, "meta" or "random")."""
+    width, height, channels, hidden_width, hidden_layers, omega0 = dims
+    torch.manual_seed(seed)
+    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+    tensors = find_init(channels, hidden_width, hidden_layers, omega0) if meta else None
+    if tensors is not None:
+        with torch.no_grad():
+            for p, t in zip(model.parameters_in_file_order(), tensors):
+                p.copy_(torch.from_numpy(t))
+    return model.to(device), "meta" if tensors is not None else "random"
+
+
 def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_steps: int, flat_mse: float,
                        deadline: float | None, device, run: dict):
     """Fit a fresh SIREN; restart (FIT_ATTEMPTS) while a fit is no better than a flat image.
 
-    Returns (model, generator, last PhaseResult, attempts, steps run over all attempts).
+    The first attempt starts from the meta-learned init when cfg.init is "meta" (and one exists);
+    restarts start from seeded random inits. Returns (model, generator, last PhaseResult, attempts,
+    steps run over all attempts, init of the kept fit).
     """
     width, height, channels, hidden_width, hidden_layers, omega0 = dims
     progress = run["progress"]
     steps_done = 0
     for attempt, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
         seed = cfg.seed + seed_offset
-        torch.manual_seed(seed)
-        model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device)
+        model, init = new_siren(cfg, dims, seed, device, meta=cfg.init == "meta" and attempt == 1)
         generator = torch.Generator(device=device).manual_seed(seed)
         warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
         check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
@@ -148,7 +165,7 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
             progress.message(f"fit did not learn: {fitted.failure}; restarting with learning rate {next_lr:.3g}, seed {next_seed}")
         else:
             progress.message(f"fit did not learn: {fitted.failure}; giving up on fitting")
-    return model, generator, fitted, attempt, steps_done
+    return model, generator, fitted, attempt, steps_done, init
 
 
 @dataclass(frozen=True)
@@ -278,7 +295,7 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
 
     coords, target, flat_mse = image_tensors(pixels, device)
     run = dict(batch_pixels=plan.batch_pixels, progress=progress)
-    model, generator, fitted, attempts, steps_done = _fit_with_restarts(
+    model, generator, fitted, attempts, steps_done, init = _fit_with_restarts(
         cfg, plan.dims, coords, target, fit_steps=phase_steps["fit"], flat_mse=flat_mse, deadline=phase_deadline("fit"),
         device=device, run=run)
     stopped_early = fitted.stopped_early
@@ -312,5 +329,5 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
         hidden_width=plan.dims[3], hidden_layers=plan.dims[4], quant_step=qsteps[0],
         sparsity=cfg.sparsity, target_bpp=cfg.target_bpp, fit_attempts=attempts, time_capped=stopped_early,
-        flat_fallback=fallback,
+        flat_fallback=fallback, init=init,
     )

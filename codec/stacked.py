@@ -23,7 +23,7 @@ from .config import EncoderConfig, warmup_steps
 from .devices import resolve_device
 from .encoder import (
     CHECK_FRACTION, FLAT_BAR, FLAT_IMAGE_MSE, MIN_CHECKED_STEPS, EncodePlan, EncodeResult, choose_quantization,
-    encode_pixels, finish_file, image_tensors, plan_encode,
+    encode_pixels, finish_file, image_tensors, new_siren, plan_encode,
 )
 from .errors import OptionError
 from .fitting import Phase, lr_factor
@@ -169,10 +169,10 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
     coords = torch.stack([c for c, _, _ in tensors])
     targets = torch.stack([t for _, t, _ in tensors])
     flat = [f for _, _, f in tensors]
-    models = []
-    for _ in pixels_list:  # as in a single encode: every network starts from the same seeded draw
-        torch.manual_seed(cfg.seed)
-        models.append(Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0).to(device))
+    models, init = [], "random"
+    for own in plans:  # as in a single encode: every network starts from the same seeded (or meta-learned) init
+        model, init = new_siren(cfg, own.dims, cfg.seed, device, meta=cfg.init == "meta")
+        models.append(model)
     stack = StackedSiren(models)
     fit_steps = plan.phase_steps["fit"]
     warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
@@ -217,5 +217,5 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
             bpp=8 * len(data) / (width * height), psnr=quality, steps=steps,
             seconds=share + time.monotonic() - t_image, device=str(device), seed=cfg.seed,
             hidden_width=hidden_width, hidden_layers=hidden_layers, quant_step=qsteps[0], sparsity=0.0,
-            target_bpp=cfg.target_bpp, fit_attempts=1, time_capped=False, flat_fallback=fallback))
+            target_bpp=cfg.target_bpp, fit_attempts=1, time_capped=False, flat_fallback=fallback, init=init))
     return results
