@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchors", default=str(DEFAULT_ANCHORS), help="published anchors JSON for the table and plot ('' for none)")
     p.add_argument("--retry-errors", action="store_true", help="re-measure cached points that failed")
     p.add_argument("--fresh", action="store_true", help="ignore (and overwrite) the cache")
+    p.add_argument("--cached-only", action="store_true",
+                   help="measure nothing: results from the cache alone, a missing point is a failed one "
+                        "(to assemble the caches of parallel runs)")
     p.add_argument("--report-only", action="store_true", help="only rebuild bd_rate.md and rd_plot.png from --out")
     p.add_argument("--no-plot", action="store_true", help="do not draw rd_plot.png")
     p.add_argument("--list-codecs", action="store_true", help="list codecs and whether they can run here, then exit")
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = _settings(codec, args)
             fingerprint = codec.fingerprint()
             records = run_codec(codec, settings, images, cache, fingerprint=fingerprint,
-                                retry_errors=args.retry_errors, log=log)
+                                retry_errors=args.retry_errors, cached_only=args.cached_only, log=log)
             results, kept, failed = aggregate(records, settings, len(images))
             if failed:
                 failed_any = True

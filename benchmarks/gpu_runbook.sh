@@ -5,8 +5,8 @@
 #   2. benchmarks.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
 #      same files, stacked step times -> the curve's step count;
 #   3. the test suite with CUDA present (tests/test_cuda.py runs instead of skipping), in the background;
-#   4. the Kodak curve: `python -m benchmarks ... --inr-batched --device cuda`, all images of a rate
-#      fitted at once, with GPU utilisation sampled every 2 s.
+#   4. the Kodak curve: `python -m benchmarks ... --device cuda` in GPU_PROCS processes sharing the
+#      rates (GPU_BATCHED=1: all images of a rate fitted at once), GPU utilisation sampled every 2 s.
 # Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt,
 # kodak_gpu.tar with inr.json and the per-image cache). A second call resumes the curve from the
 # cache if the previous kodak_gpu.tar is unpacked into .gpu_results/kodak_gpu and carried.
@@ -20,11 +20,13 @@ TOTAL=${GPU_TOTAL_SECONDS:-540}
 OUT=${OUT:?set OUT to the results folder}
 DATA=${GPU_DATA:-.gpu_data/kodak}
 BPPS=${GPU_CURVE_BPPS:-0.1,0.25,0.5,0.75,1.2}
-FINISH_RESERVE=${GPU_FINISH_RESERVE:-130}  # seconds for rate search, decoding and scoring of 24 x 5 files
+FINISH_RESERVE=${GPU_FINISH_RESERVE:-80}   # seconds of rate search, decoding and scoring not hidden behind fitting
 DEVICE=${GPU_DEVICE:-cuda}                 # cpu only to try the runbook out here, with a small GPU_DATA
 CHECK_IMAGE=${GPU_CHECK_IMAGE:-$DATA/kodim23.png}
 CHECK_ARGS=${GPU_CHECK_ARGS:-}             # e.g. "--single-steps 30" for a try-out
 TESTS=${GPU_TESTS:-}                       # test files (default: the whole suite)
+PROCS=${GPU_PROCS:-2}                      # benchmark processes sharing the GPU (rates split between them)
+BATCHED=${GPU_BATCHED:-0}                  # 1: stacked encodes (codec.stacked); no faster than single ones at 768x512
 mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( TOTAL - $(elapsed) )); }
@@ -63,15 +65,29 @@ XDIST=""; python3 -c "import xdist" 2>/dev/null && XDIST="-n 4"
 ( timeout $(( $(left) - 30 )) python3 -m pytest -q -p no:cacheprovider $XDIST $TESTS > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?" >> "$OUT/pytest.txt" ) &
 TESTS_PID=$!
 
-# 4. the curve, resumed from a carried cache if there is one
+# 4. the curve, resumed from a carried cache if there is one. GPU_PROCS processes share the rates
+#    (round robin) so that one's CPU-side finishing (rate search, decoding, scoring) overlaps another's
+#    fitting; their caches are then merged and the results assembled from the cache alone.
 if [ -d .gpu_results/kodak_gpu ]; then cp -r .gpu_results/kodak_gpu /tmp/kodak_gpu; log "resuming from .gpu_results"; fi
+mkdir -p /tmp/kodak_gpu/cache
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
 SMI=$!
-FLAGS=""; [ "$TF32" = "1" ] && FLAGS="--inr-tf32"
-log "curve"
-timeout $(( $(left) - 15 )) python3 -m benchmarks "$DATA" --codecs inr --inr-batched --device "$DEVICE" --inr-steps "$STEPS" $FLAGS \
-  --inr-bpps "$BPPS" --out /tmp/kodak_gpu --anchors '' --no-plot 2>&1 | tee -a "$OUT/runbook.log" | grep -v "^\[inr"
-log "curve exit ${PIPESTATUS[0]}"
+FLAGS=""; [ "$TF32" = "1" ] && FLAGS="--inr-tf32"; [ "$BATCHED" = "1" ] && FLAGS="$FLAGS --inr-batched"
+log "curve: ${PROCS} process(es), batched=${BATCHED}"
+PIDS=""
+for k in $(seq 0 $(( PROCS - 1 ))); do
+  PART=$(python3 -c "r='$BPPS'.split(','); print(','.join(r[$k::$PROCS]))")
+  [ -z "$PART" ] && continue
+  mkdir -p /tmp/kodak_gpu_part$k/cache && cp /tmp/kodak_gpu/cache/records.jsonl /tmp/kodak_gpu_part$k/cache/ 2>/dev/null
+  timeout $(( $(left) - 25 )) python3 -m benchmarks "$DATA" --codecs inr --device "$DEVICE" --inr-steps "$STEPS" $FLAGS \
+    --inr-bpps "$PART" --out /tmp/kodak_gpu_part$k --anchors '' --no-plot > /tmp/curve_part$k.log 2>&1 &
+  PIDS="$PIDS $!"
+done
+for pid in $PIDS; do wait $pid; log "curve process $pid exit $?"; done
+cat /tmp/curve_part*.log >> "$OUT/runbook.log"
+cat /tmp/kodak_gpu_part*/cache/records.jsonl >> /tmp/kodak_gpu/cache/records.jsonl 2>/dev/null
+python3 -m benchmarks "$DATA" --codecs inr --device "$DEVICE" --inr-steps "$STEPS" $FLAGS --inr-bpps "$BPPS" \
+  --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 | tee -a "$OUT/runbook.log"
 kill $SMI 2>/dev/null
 wait $TESTS_PID
 tail -3 "$OUT/pytest.txt" | tee -a "$OUT/runbook.log"

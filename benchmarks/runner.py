@@ -121,12 +121,14 @@ def _encode_batch(codec: Codec, setting, images: list[BenchImage]) -> list:
 
 
 def run_codec(codec: Codec, settings: Iterable, images: list[BenchImage], cache: Cache, *,
-              fingerprint: dict, retry_errors: bool = False,
+              fingerprint: dict, retry_errors: bool = False, cached_only: bool = False,
               log: Callable[[str], None] | None = None) -> list[dict]:
     """All (setting, image) records of one codec, measured or taken from the cache.
 
     A codec with ``batched`` set encodes the missing images of a setting in one
     ``encode_batch`` call (many fits at once on a GPU), then each is decoded and scored.
+    `cached_only`: nothing is measured; a point missing from the cache is an error record
+    (to assemble results from caches that parallel runs filled).
     """
     settings = list(settings)
     total, done, records = len(settings) * len(images), 0, []
@@ -136,6 +138,10 @@ def run_codec(codec: Codec, settings: Iterable, images: list[BenchImage], cache:
         cached = [rec if rec is not None and not (retry_errors and "error" in rec) else None for rec in cached]
         encoded = [None] * len(images)
         missing = [i for i, rec in enumerate(cached) if rec is None]
+        if cached_only:
+            for i in missing:
+                cached[i] = {"image": images[i].name, "setting": setting, "error": "not in the cache (--cached-only)"}
+            missing = []
         if getattr(codec, "batched", False) and missing:
             for i, result in zip(missing, _encode_batch(codec, setting, [images[i] for i in missing])):
                 encoded[i] = result

@@ -119,6 +119,12 @@ def test_end_to_end_baselines_cache_and_skip(tiny_dataset, tmp_path, monkeypatch
     # a new operating point is the only one measured
     assert main([*argv, "--points", "fake=1,3,5,6"]) == 0
     assert FakeCodec.calls == 8
+    # --cached-only measures nothing: a point missing from the cache fails and is left out
+    assert main([*argv, "--points", "fake=1,3,7", "--cached-only"]) == 1
+    assert FakeCodec.calls == 8
+    fake = json.loads((out / "fake.json").read_text())
+    assert fake["meta"]["settings"] == [1, 3]
+    assert "not in the cache (--cached-only)" in fake["meta"]["failed_points"][0]["errors"][0]
 
 
 def test_failed_point_is_left_out_and_reported(tiny_dataset, tmp_path, monkeypatch, capsys):
