@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="encoding time budget per image in seconds for our codec (codec default if unset)")
     p.add_argument("--inr-batched", action="store_true",
                    help="encode all images of a rate at once in stacked networks (codec.stacked; fixed --inr-steps)")
+    p.add_argument("--inr-batch-pixels", type=_positive(int), default=None,
+                   help="with --inr-batched: random pixels per image and step (codec default if unset: whole image on a GPU)")
     p.add_argument("--inr-init", choices=("meta", "random"), default=None,
                    help="our codec's starting weights (codec default if unset)")
     p.add_argument("--inr-tf32", action="store_true", help="TF32 matrix products on CUDA for our codec's encodes")
@@ -130,7 +132,7 @@ def _make_codec(name: str, args) -> object:
     if cls is InrCodec:
         return InrCodec(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
                         batched=args.inr_batched, tf32=args.inr_tf32,
-                        init=args.inr_init)
+                        init=args.inr_init, batch_pixels=args.inr_batch_pixels)
     return cls()
 
 
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(REGISTRY)}")
 
+    if args.inr_batch_pixels is not None and not args.inr_batched:
+        parser.error("--inr-batch-pixels applies to --inr-batched encodes only")
     if args.list_codecs:
         for name in REGISTRY:
             codec = _make_codec(name, args)

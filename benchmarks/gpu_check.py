@@ -81,25 +81,39 @@ def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: in
     return rows, files
 
 
-def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: str, *, tf32: bool, steps: int = 6) -> dict:
-    """Seconds of one stacked fitting step per rate, for `images` images of `shape` (H, W, C)."""
+def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: str, *, tf32: bool,
+                         batch_pixels: int | None = None) -> dict:
+    """Seconds of one stacked fitting step per rate, for `images` images of `shape` (H, W, C).
+
+    The difference of a 25-step and a 5-step phase over 20, so the start-up and the whole-image
+    evaluations of the first step are not counted.
+    """
     torch.backends.cuda.matmul.allow_tf32 = tf32
     out = {}
     for bpp in bpps:
-        plan = plan_encode(shape, EncoderConfig(bpp=bpp, steps=2000, device=device), torch.device(device))
+        plan = plan_encode(shape, EncoderConfig(bpp=bpp, steps=2000, device=device, batch_pixels=batch_pixels),
+                           torch.device(device))
         _, _, channels, width, layers, omega0 = plan.dims
-        per_image = 4 * shape[0] * shape[1] * width * (2 * layers + 1)
+        pixels = shape[0] * shape[1]
+        per_image = 4 * min(pixels, plan.batch_pixels) * width * (2 * layers + 1)
         group = max(1, min(images, DEFAULT_GROUP_BYTES // per_image))
         models = [Siren(channels=channels, hidden_width=width, hidden_layers=layers, omega0=omega0).to(device) for _ in range(group)]
         stack = StackedSiren(models)
-        coords = torch.rand(group, shape[0] * shape[1], 2, device=device) * 2 - 1
-        targets = torch.rand(group, shape[0] * shape[1], channels, device=device) * 2 - 1
-        phase = Phase("time", 2, 1e-4, lr_scales=siren_lr_scales(models[0], "width"))
-        fit_stacked(stack, coords, targets, phase, progress=Progress(enabled=False))  # warm-up
-        _, seconds = _timed(lambda: fit_stacked(stack, coords, targets, Phase("time", steps, 1e-4), progress=Progress(enabled=False)))
-        step = seconds / (steps + 1)  # the final whole-image evaluation costs about one step
-        out[str(bpp)] = {"network": [width, layers], "group": group, "step_seconds": step,
-                         "image_step_seconds": step / group, "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
+        coords = torch.rand(group, pixels, 2, device=device) * 2 - 1
+        targets = torch.rand(group, pixels, channels, device=device) * 2 - 1
+        generator = torch.Generator(device=device).manual_seed(0)
+
+        def run(steps):
+            fit_stacked(stack, coords, targets, Phase("time", steps, 1e-4), progress=Progress(enabled=False),
+                        batch_pixels=plan.batch_pixels, generator=generator)
+
+        run(2)  # warm-up
+        _, short = _timed(lambda: run(5))
+        _, long = _timed(lambda: run(25))
+        step = max(1e-6, (long - short) / 20)
+        out[str(bpp)] = {"network": [width, layers], "group": group, "batch_pixels": min(pixels, plan.batch_pixels),
+                         "step_seconds": step, "image_step_seconds": step / group,
+                         "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
         print(json.dumps({bpp: out[str(bpp)]}), flush=True)
         del stack, coords, targets, models
         if device == "cuda":
@@ -122,8 +136,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda", help="cuda; cpu only to try the script out (with --single-steps)")
     p.add_argument("--single-steps", type=int, default=None, help="steps of the single encodes (default: the codec's)")
     p.add_argument("--group-images", type=int, default=None, help="cap on the stacked group timed (default: as the curve)")
+    p.add_argument("--batch-pixels", type=int, default=None, help="pixels per image and step of the curve (default: whole image)")
     p.add_argument("--min-steps", type=int, default=300)
-    p.add_argument("--max-steps", type=int, default=5000)
+    p.add_argument("--max-steps", type=int, default=20000)
     args = p.parse_args(argv)
     device = args.device
     if device == "cuda" and not torch.cuda.is_available():
@@ -144,11 +159,12 @@ def main(argv=None) -> int:
     by = {(r["bpp_target"], r["tf32"]): r["psnr"] for r in rows}
     tf32 = all(by[(b, True)] >= by[(b, False)] - TF32_TOLERANCE_DB for b in single_bpps)
     curve_bpps = [float(v) for v in args.curve_bpps.split(",")]
-    timing = stacked_step_seconds(pixels.shape, curve_bpps, args.group_images or args.curve_images, device, tf32=tf32)
+    timing = stacked_step_seconds(pixels.shape, curve_bpps, args.group_images or args.curve_images, device, tf32=tf32,
+                                  batch_pixels=args.batch_pixels)
     curve_seconds = args.curve_seconds if args.curve_deadline is None else args.curve_deadline - time.time() - 15
     per_step_all = sum(t["image_step_seconds"] * args.curve_images for t in timing.values())
     steps = int(min(args.max_steps, max(args.min_steps, curve_seconds / per_step_all)) // 50 * 50)
-    report["curve"] = {"bpps": curve_bpps, "tf32": tf32, "steps": steps, "step_timing": timing,
+    report["curve"] = {"bpps": curve_bpps, "tf32": tf32, "steps": steps, "batch_pixels": args.batch_pixels, "step_timing": timing,
                        "planned_fit_seconds": steps * per_step_all, "curve_seconds": curve_seconds}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["curve"]), flush=True)

@@ -5,8 +5,10 @@
 #   2. benchmarks.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
 #      same files, stacked step times -> the curve's step count;
 #   3. the test suite with CUDA present (tests/test_cuda.py runs instead of skipping), in the background;
-#   4. the Kodak curve: `python -m benchmarks ... --device cuda` in GPU_PROCS processes sharing the
-#      rates (GPU_BATCHED=1: all images of a rate fitted at once), GPU utilisation sampled every 2 s.
+#   4. the Kodak curve: `python -m benchmarks ... --device cuda --inr-batched --inr-batch-pixels 16384` in
+#      GPU_PROCS processes sharing the rates: all images of a rate fitted at once, 16,384 random pixels of
+#      each per step (at equal pixel-steps far better than whole images: benchmarks/results/batch_vs_steps),
+#      GPU utilisation sampled every 2 s.
 # Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt,
 # kodak_gpu.tar with inr.json and the per-image cache). A second call resumes the curve from the
 # cache if the previous kodak_gpu.tar is unpacked into .gpu_results/kodak_gpu and carried.
@@ -26,7 +28,8 @@ CHECK_IMAGE=${GPU_CHECK_IMAGE:-$DATA/kodim23.png}
 CHECK_ARGS=${GPU_CHECK_ARGS:-}             # e.g. "--single-steps 30" for a try-out
 TESTS=${GPU_TESTS:-}                       # test files (default: the whole suite)
 PROCS=${GPU_PROCS:-2}                      # benchmark processes sharing the GPU (rates split between them)
-BATCHED=${GPU_BATCHED:-0}                  # 1: stacked encodes (codec.stacked); no faster than single ones at 768x512
+BATCHED=${GPU_BATCHED:-1}                  # 1: stacked encodes (codec.stacked), all images of a rate in one step
+BATCH_PIXELS=${GPU_BATCH_PIXELS:-16384}    # with BATCHED=1: random pixels per image and step (0: whole images)
 mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( TOTAL - $(elapsed) )); }
@@ -51,7 +54,7 @@ python3 -c "import torch, constriction, codec; print('torch', torch.__version__,
 DEADLINE=$(( START + TOTAL - FINISH_RESERVE - 20 ))
 log "gpu_check"
 timeout $(( $(left) / 3 )) python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" \
-  --device "$DEVICE" $CHECK_ARGS --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" 2>&1 | tee -a "$OUT/runbook.log"
+  --device "$DEVICE" $CHECK_ARGS $( [ "$BATCHED" = "1" ] && [ "$BATCH_PIXELS" != "0" ] && echo --batch-pixels "$BATCH_PIXELS" ) --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" 2>&1 | tee -a "$OUT/runbook.log"
 read -r STEPS TF32 < <(python3 -c "
 import json
 try:
@@ -73,6 +76,7 @@ mkdir -p /tmp/kodak_gpu/cache
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
 SMI=$!
 FLAGS=""; [ "$TF32" = "1" ] && FLAGS="--inr-tf32"; [ "$BATCHED" = "1" ] && FLAGS="$FLAGS --inr-batched"
+[ "$BATCHED" = "1" ] && [ "$BATCH_PIXELS" != "0" ] && FLAGS="$FLAGS --inr-batch-pixels $BATCH_PIXELS"
 log "curve: ${PROCS} process(es), batched=${BATCHED}"
 PIDS=""
 for k in $(seq 0 $(( PROCS - 1 ))); do

@@ -40,8 +40,9 @@ class InrCodec(Codec):
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
                  device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,
-                 init: str | None = None):
+                 init: str | None = None, batch_pixels: int | None = None):
         self.steps, self.time_budget, self.seed = steps, time_budget, seed
+        self.batch_pixels = batch_pixels  # pixels per step of the stacked encodes (None: the codec's default)
         self.init = init  # "meta" / "random"; None: the codec's default
         self.tf32 = tf32  # TF32 matrix products on CUDA (set for this benchmark process)
         self.batched = batched  # encode all images of a rate at once (codec.stacked.encode_many)
@@ -100,7 +101,7 @@ class InrCodec(Codec):
 
         self._precision()
         config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
-                               device=self.requested_device, seed=self.seed,
+                               device=self.requested_device, seed=self.seed, batch_pixels=self.batch_pixels,
                                **({"init": self.init} if self.init is not None else {}))
         results = encode_many([load_pixels(img) for img in imgs], config)
         return [(r.data, {**_plain(r), "stacked_images": len(imgs)}, r.seconds) for r in results]
@@ -119,7 +120,7 @@ class InrCodec(Codec):
 
     def config(self) -> dict:
         return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
-                "batched": self.batched, "tf32": self.tf32, "init": self.init}
+                "batched": self.batched, "tf32": self.tf32, "init": self.init, "batch_pixels": self.batch_pixels}
 
     def fingerprint(self) -> dict:
         mod = self._module()

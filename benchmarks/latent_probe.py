@@ -52,6 +52,25 @@ def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     return -torch.log2(p)
 
 
+#: causal neighbours (row, column offsets) a context model sees: already decoded in raster order
+CONTEXT_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (-2, 0), (0, -2), (-2, -1), (-1, -2))
+
+
+def causal_context(grid: torch.Tensor) -> torch.Tensor:
+    """(h*w, len(CONTEXT_OFFSETS)) neighbours of every latent of a (1, 1, h, w) grid (0 outside)."""
+    h, w = grid.shape[-2:]
+    padded = F.pad(grid, (2, 2, 2, 0))  # left, right, top, bottom
+    cols = [padded[0, 0, 2 + dy: 2 + dy + h, 2 + dx: 2 + dx + w].reshape(-1) for dy, dx in CONTEXT_OFFSETS]
+    return torch.stack(cols, dim=1)
+
+
+def context_bits(grid: torch.Tensor, arm: torch.nn.Module) -> torch.Tensor:
+    """Bits of every latent under a Laplace whose mean and scale the context model predicts."""
+    out = arm(causal_context(grid))
+    mu, log_scale = out[:, 0], out[:, 1]
+    return laplace_bits(grid.reshape(-1) - mu, log_scale)
+
+
 def quantize_tensor(t: torch.Tensor, step: float) -> np.ndarray:
     return torch.round(t.detach() / step).to(torch.int64).numpy()
 
@@ -66,6 +85,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--final", type=float, default=0.2, help="share of the steps with rounded latents")
+    p.add_argument("--context", action="store_true",
+                   help="a context model (8 causal neighbours -> 16 -> 16 -> mean, log scale) instead of one Laplace per "
+                        "level; its rate is then the model's estimate (the coder has no such model yet)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     torch.manual_seed(a.seed)
@@ -78,7 +100,11 @@ def main(argv=None) -> int:
     mlp = torch.nn.Sequential(*[m for i in range(len(dims) - 1) for m in
                                 ([torch.nn.Linear(dims[i], dims[i + 1])] + ([torch.nn.GELU()] if i < len(dims) - 2 else []))])
     log_scales = torch.zeros(a.levels, requires_grad=True)
-    opt = torch.optim.Adam([{"params": latents, "lr": a.lr}, {"params": list(mlp.parameters()) + [log_scales], "lr": a.lr / 2}])
+    n_ctx = len(CONTEXT_OFFSETS)
+    arm = torch.nn.Sequential(torch.nn.Linear(n_ctx, 16), torch.nn.GELU(), torch.nn.Linear(16, 16), torch.nn.GELU(),
+                              torch.nn.Linear(16, 2))
+    rate_params = list(arm.parameters()) if a.context else [log_scales]
+    opt = torch.optim.Adam([{"params": latents, "lr": a.lr}, {"params": list(mlp.parameters()) + rate_params, "lr": a.lr / 2}])
     n_pix = height * width
     t0 = time.time()
     final_from = int(a.steps * (1 - a.final))
@@ -91,7 +117,10 @@ def main(argv=None) -> int:
             used = [lat + (torch.round(lat) - lat).detach() for lat in latents]
         feats = sample_levels(used, height, width)
         mse = torch.mean((mlp(feats) - target) ** 2)
-        bits = sum(laplace_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
+        if a.context:
+            bits = sum(context_bits(u, arm).sum() for u in used)
+        else:
+            bits = sum(laplace_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
         loss = mse + a.lam * bits / n_pix
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -114,11 +143,20 @@ def main(argv=None) -> int:
         feats = sample_levels([torch.from_numpy(q).float() for q in q_latents], height, width)
         out = ((mlp(feats).clamp(-1, 1) + 1) * 127.5).round().clamp(0, 255)
         mse255 = float(torch.mean((out - torch.from_numpy(pixels.reshape(-1, 3).astype(np.float32))) ** 2))
+        estimated_latent_bits = None
+        if a.context:  # the model's own estimate of the rounded latents' bits, plus 16 bits per context-model weight
+            estimated_latent_bits = float(sum(context_bits(torch.from_numpy(q).float(), arm).sum() for q in q_latents))
+            estimated_latent_bits += 16 * sum(t.numel() for t in arm.parameters())
     tensors = q_latents + q_weights
     payload = encode_tensors([t.astype(np.int32) for t in tensors], [choose_model(t) for t in tensors])
     total = len(payload) + HEADER_BYTES + 4 * len(tensors)  # 4 bytes of model parameters per tensor, about
     latent_bytes = len(encode_tensors([t.astype(np.int32) for t in q_latents], [choose_model(t) for t in q_latents]))
-    print(json.dumps({"image": a.image.rsplit("/", 1)[-1], "levels": a.levels, "mlp": dims, "lam": a.lam, "steps": a.steps,
+    if estimated_latent_bits is not None:  # replace the latents' coded bytes by the context model's estimate
+        total = total - latent_bytes + math.ceil(estimated_latent_bits / 8)
+        latent_bytes = math.ceil(estimated_latent_bits / 8)
+    print(json.dumps({"image": a.image.rsplit("/", 1)[-1], "context": a.context,
+                      "rate": "context-model estimate for the latents" if a.context else "entropy-coded bytes",
+                      "levels": a.levels, "mlp": dims, "lam": a.lam, "steps": a.steps,
                       "bpp": 8 * total / n_pix, "latent_bpp": 8 * latent_bytes / n_pix,
                       "psnr": 10 * math.log10(255**2 / mse255), "fit_seconds": round(fit_seconds, 1),
                       "nonzero_latents": int(sum((q != 0).sum() for q in q_latents)),

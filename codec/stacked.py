@@ -75,9 +75,14 @@ def _per_image_mse(stack: StackedSiren, params, coords, targets, chunk: int = 1 
 
 
 def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor, phase: Phase, *,
-                transform=None, check_mse: torch.Tensor | None = None, progress: Progress) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation phase of every stacked network on its whole image at every step.
+                transform=None, check_mse: torch.Tensor | None = None, progress: Progress,
+                batch_pixels: int | None = None, generator: torch.Generator | None = None,
+                eval_every: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation phase of every stacked network.
 
+    Each step uses the whole images, or (`batch_pixels` below the pixel count) the same random
+    pixels of every image, drawn from `generator` as a single encode draws them; then the best
+    weights are judged on whole-image evaluations every `eval_every` steps and at the end.
     The stack ends holding each image's best weights (whole-image MSE, transform applied).
     `check_mse` (images,): at `phase.check_step` an image whose MSE is not below its bar is marked
     failed (its fit goes on, but its result is not used). Returns (best MSE per image, failed mask).
@@ -90,19 +95,31 @@ def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor
     best_mse = torch.full((images,), math.inf, device=coords.device)
     best = [p.detach().clone() for p in params]
     failed = torch.zeros(images, dtype=torch.bool, device=coords.device)
+    n = coords.shape[1]
+    full_batch = batch_pixels is None or batch_pixels >= n
     for step in range(1, phase.steps + 1):
         factor = lr_factor(step, phase)
         for group in opt.param_groups:
             group["lr"] = phase.lr * group["scale"] * factor
         used = transform(params) if transform is not None else params
-        pred = stack.forward(used, coords)
-        per_image = ((pred - targets) ** 2).mean(dim=(1, 2))
-        current = per_image.detach()
-        improved = current < best_mse  # a non-finite loss never improves
-        best_mse = torch.where(improved, current, best_mse)
-        with torch.no_grad():
-            for b, p in zip(best, params):
-                b.copy_(torch.where(improved.view(-1, *([1] * (p.dim() - 1))), p, b))
+        if full_batch:
+            pred, tgt = stack.forward(used, coords), targets
+        else:
+            idx = torch.randint(0, n, (batch_pixels,), generator=generator, device=generator.device)
+            pred, tgt = stack.forward(used, coords[:, idx]), targets[:, idx]
+        per_image = ((pred - tgt) ** 2).mean(dim=(1, 2))
+        if full_batch:
+            current = per_image.detach()  # whole-image MSE of the weights before this step
+        elif step % eval_every == 1 or step == phase.check_step:
+            current = _per_image_mse(stack, [u.detach() for u in used], coords, targets)
+        else:
+            current = None
+        if current is not None:
+            improved = current < best_mse  # a non-finite loss never improves
+            best_mse = torch.where(improved, current, best_mse)
+            with torch.no_grad():
+                for b, p in zip(best, params):
+                    b.copy_(torch.where(improved.view(-1, *([1] * (p.dim() - 1))), p, b))
         if step == phase.check_step and check_mse is not None:
             failed |= ~(current < check_mse)
         opt.zero_grad(set_to_none=True)
@@ -133,7 +150,9 @@ def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes:
 
     Each result is a complete file as :func:`codec.encoder.encode_pixels` makes it, with the same
     fields; `seconds` is the image's share of its group's time. Steps are fixed (``config.steps``,
-    else the device default): no time budget, no pruning. `group_bytes` bounds the activations a
+    else the device default): no time budget, no pruning. Pixels per step as in a single encode
+    (``config.batch_pixels``, else the whole image on a GPU and 16,384 on the CPU), the same random
+    pixels of every image of a group. `group_bytes` bounds the activations a
     stacked step keeps for its backward pass, and so how many images share one step.
     """
     cfg = config.validated()
@@ -151,7 +170,8 @@ def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes:
     results: list[EncodeResult | None] = [None] * len(images)
     for members in groups.values():
         width, height, channels, hidden_width, hidden_layers, omega0 = plans[members[0]].dims
-        per_image_bytes = 4 * width * height * hidden_width * (2 * hidden_layers + 1)
+        step_pixels = min(width * height, plans[members[0]].batch_pixels)
+        per_image_bytes = 4 * step_pixels * hidden_width * (2 * hidden_layers + 1)
         size = max(1, min(len(members), group_bytes // max(1, per_image_bytes)))
         for start in range(0, len(members), size):
             chunk = members[start:start + size]
@@ -181,7 +201,10 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
     bars = torch.tensor([f * FLAT_BAR if f > FLAT_IMAGE_MSE else math.inf for f in flat], device=device)
     phase = Phase("fit", fit_steps, cfg.lr, lr_scales=siren_lr_scales(models[0], cfg.lr_scaling),
                   warmup_steps=warmup, check_step=check_step if checked else None)
-    _, failed = fit_stacked(stack, coords, targets, phase, check_mse=bars if checked else None, progress=progress)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the pixel draws of a single encode
+    batching = dict(batch_pixels=plan.batch_pixels, generator=generator)
+    _, failed = fit_stacked(stack, coords, targets, phase, check_mse=bars if checked else None, progress=progress,
+                            **batching)
     failed = failed.tolist()
     rates = []
     for i, model in enumerate(models):
@@ -196,7 +219,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
             return [fake_quantize(p, s.view(-1, *([1] * (p.dim() - 1)))) for p, s in zip(params, step_tensors)]
 
         fit_stacked(stack, coords, targets, Phase("qat", plan.phase_steps["qat"], cfg.qat_lr), transform=transform,
-                    progress=progress)
+                    progress=progress, **batching)
     steps = fit_steps + plan.phase_steps["qat"]
     share = (time.monotonic() - t0) / len(pixels_list)
     results = []

@@ -46,6 +46,16 @@ def test_stacked_files_match_single_encodes():
         assert stacked.psnr > 25
 
 
+def test_stacked_random_pixel_batches_match_single_encodes():
+    # 512 of 1536 pixels per step: every image of the group gets the pixels its single encode draws
+    config = EncoderConfig(bpp=4.0, steps=300, device="cpu", batch_pixels=512)
+    images = _images()
+    for pixels, stacked in zip(images, encode_many(images, config)):
+        single = encode_pixels(pixels, config)
+        assert abs(stacked.psnr - single.psnr) < 0.05, (stacked.psnr, single.psnr)
+        assert stacked.psnr > 24
+
+
 def test_groups_split_by_network_and_memory_bound():
     config = EncoderConfig(bpp=4.0, steps=60, device="cpu")
     images = _images() + [smooth_image(40, 40, 3, seed=4)]  # another pixel count: its own group
