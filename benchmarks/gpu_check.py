@@ -27,8 +27,8 @@ from codec.decoder import decode_array
 from codec.encoder import encode_pixels, plan_encode
 from codec.imageio import load_pixels
 from codec.metrics import psnr
-from codec.siren import Siren, siren_lr_scales
-from codec.stacked import DEFAULT_GROUP_BYTES, StackedSiren, fit_stacked
+from codec.siren import Siren
+from codec.stacked import StackedSiren, fit_stacked, group_size
 from codec.fitting import Phase
 from codec.progress import Progress
 
@@ -95,8 +95,7 @@ def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: s
                            torch.device(device))
         _, _, channels, width, layers, omega0 = plan.dims
         pixels = shape[0] * shape[1]
-        per_image = 4 * min(pixels, plan.batch_pixels) * width * (2 * layers + 1)
-        group = max(1, min(images, DEFAULT_GROUP_BYTES // per_image))
+        group = group_size(plan, images)
         models = [Siren(channels=channels, hidden_width=width, hidden_layers=layers, omega0=omega0).to(device) for _ in range(group)]
         stack = StackedSiren(models)
         coords = torch.rand(group, pixels, 2, device=device) * 2 - 1

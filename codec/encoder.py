@@ -121,7 +121,7 @@ def _flat_file(pixels: np.ndarray, dims: tuple, kinds=None) -> bytes:
     return _serialize(model, steps, dims, kinds)
 
 
-def new_siren(cfg: EncoderConfig, dims: tuple, seed: int, device, *, meta: bool) -> tuple[Siren, str]:
+def new_siren(dims: tuple, seed: int, device, *, meta: bool) -> tuple[Siren, str]:
     """A fresh network for `dims`: seeded SIREN init, or the packaged meta-learned one when `meta`
     and one exists for this network. Returns (model, "meta" or "random")."""
     width, height, channels, hidden_width, hidden_layers, omega0 = dims
@@ -143,12 +143,11 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
     restarts start from seeded random inits. Returns (model, generator, last PhaseResult, attempts,
     steps run over all attempts, init of the kept fit).
     """
-    width, height, channels, hidden_width, hidden_layers, omega0 = dims
     progress = run["progress"]
     steps_done = 0
     for attempt, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
         seed = cfg.seed + seed_offset
-        model, init = new_siren(cfg, dims, seed, device, meta=cfg.init == "meta" and attempt == 1)
+        model, init = new_siren(dims, seed, device, meta=cfg.init == "meta" and attempt == 1)
         generator = torch.Generator(device=device).manual_seed(seed)
         warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
         check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)

@@ -139,6 +139,14 @@ def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor
     return best_mse, failed | ~torch.isfinite(best_mse)
 
 
+def group_size(plan: EncodePlan, images: int, group_bytes: int = DEFAULT_GROUP_BYTES) -> int:
+    """How many of `images` encodes of this plan share one stacked step: the activations a step keeps
+    for its backward pass (about 2 per sine layer of batch x width floats) stay under `group_bytes`."""
+    width, height, _, hidden_width, hidden_layers, _ = plan.dims
+    per_image = 4 * min(width * height, plan.batch_pixels) * hidden_width * (2 * hidden_layers + 1)
+    return max(1, min(images, group_bytes // max(1, per_image)))
+
+
 def _group_key(plan: EncodePlan) -> tuple:
     """Plans that can share stacked steps: same network, pixel count and steps (the aspect may differ)."""
     width, height, *network = plan.dims
@@ -169,10 +177,7 @@ def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes:
         groups.setdefault(_group_key(plan), []).append(i)
     results: list[EncodeResult | None] = [None] * len(images)
     for members in groups.values():
-        width, height, channels, hidden_width, hidden_layers, omega0 = plans[members[0]].dims
-        step_pixels = min(width * height, plans[members[0]].batch_pixels)
-        per_image_bytes = 4 * step_pixels * hidden_width * (2 * hidden_layers + 1)
-        size = max(1, min(len(members), group_bytes // max(1, per_image_bytes)))
+        size = group_size(plans[members[0]], len(members), group_bytes)
         for start in range(0, len(members), size):
             chunk = members[start:start + size]
             for i, result in zip(chunk, _encode_group([images[i] for i in chunk], [plans[i] for i in chunk], cfg, device)):
@@ -191,7 +196,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
     flat = [f for _, _, f in tensors]
     models, init = [], "random"
     for own in plans:  # as in a single encode: every network starts from the same seeded (or meta-learned) init
-        model, init = new_siren(cfg, own.dims, cfg.seed, device, meta=cfg.init == "meta")
+        model, init = new_siren(own.dims, cfg.seed, device, meta=cfg.init == "meta")
         models.append(model)
     stack = StackedSiren(models)
     fit_steps = plan.phase_steps["fit"]
