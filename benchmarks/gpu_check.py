@@ -2,7 +2,8 @@
 
 1. The device and library versions.
 2. Single-image encodes of a full-size image on CUDA (default steps) at two rates, in float32 and
-   with TF32 matrix products: seconds, steps per second, bytes, PSNR of the decoded file.
+   with TF32 matrix products: seconds, steps per second, bytes, PSNR of the decoded file; with
+   `--single-batched`, also single encodes from random pixel batches (batch size and steps given).
 3. The same files decoded on the CPU (torch and numpy) and on CUDA: how many pixel values differ,
    and by how much; the CUDA decode time at 3840 px.
 4. The time of one stacked step (codec.stacked) of each curve rate's network with the Kodak group
@@ -81,6 +82,24 @@ def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: in
     return rows, files
 
 
+def batched_single_encodes(pixels: np.ndarray, bpps: list[float], variants: list[tuple[int, int]], device: str,
+                           *, tf32: bool) -> list[dict]:
+    """Single encodes with random pixel batches instead of whole images: (batch pixels, steps) each."""
+    rows = []
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    for bpp in bpps:
+        for batch, steps in variants:
+            cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch)
+            result, seconds = _timed(lambda: encode_pixels(pixels, cfg))
+            rows.append({"bpp_target": bpp, "tf32": tf32, "batch_pixels": batch, "seconds": seconds,
+                         "steps": result.steps, "steps_per_second": result.steps / seconds, "bytes": result.bytes,
+                         "bpp": result.bpp, "psnr": result.psnr, "network": [result.hidden_width, result.hidden_layers],
+                         "fit_attempts": result.fit_attempts})
+            print(json.dumps(rows[-1]), flush=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return rows
+
+
 def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: str, *, tf32: bool,
                          batch_pixels: int | None = None) -> dict:
     """Seconds of one stacked fitting step per rate, for `images` images of `shape` (H, W, C).
@@ -134,6 +153,8 @@ def main(argv=None) -> int:
                    help="instead of --curve-seconds: a time.time() by which the curve's fitting must end")
     p.add_argument("--device", default="cuda", help="cuda; cpu only to try the script out (with --single-steps)")
     p.add_argument("--single-steps", type=int, default=None, help="steps of the single encodes (default: the codec's)")
+    p.add_argument("--single-batched", default="",
+                   help="extra single encodes at --single-bpps with random pixel batches: BATCH:STEPS,... (e.g. 16384:6000)")
     p.add_argument("--group-images", type=int, default=None, help="cap on the stacked group timed (default: as the curve)")
     p.add_argument("--batch-pixels", type=int, default=None, help="pixels per image and step of the curve (default: whole image)")
     p.add_argument("--min-steps", type=int, default=300)
@@ -157,6 +178,9 @@ def main(argv=None) -> int:
     print(json.dumps(report["decode_difference"]), flush=True)
     by = {(r["bpp_target"], r["tf32"]): r["psnr"] for r in rows}
     tf32 = all(by[(b, True)] >= by[(b, False)] - TF32_TOLERANCE_DB for b in single_bpps)
+    if args.single_batched:
+        variants = [tuple(int(v) for v in item.split(":")) for item in args.single_batched.split(",")]
+        report["single_image"]["batched_rows"] = batched_single_encodes(pixels, single_bpps, variants, device, tf32=tf32)
     curve_bpps = [float(v) for v in args.curve_bpps.split(",")]
     timing = stacked_step_seconds(pixels.shape, curve_bpps, args.group_images or args.curve_images, device, tf32=tf32,
                                   batch_pixels=args.batch_pixels)
