@@ -26,7 +26,9 @@ from .encoder import (
     encode_pixels, finish_file, image_tensors, new_siren, plan_encode,
 )
 from .errors import OptionError
-from .fitting import Phase, lr_factor
+from .fitting import (
+    HEALTHY_RATIO, LOSS_SMOOTHING, MAX_ROLLBACKS, ROLLBACK_LR_CUT, SNAPSHOT_EVERY, SPIKE_RATIO, Phase, lr_factor,
+)
 from .progress import Progress
 from .quantization import fake_quantize
 from .siren import Siren, siren_lr_scales
@@ -74,6 +76,73 @@ def _per_image_mse(stack: StackedSiren, params, coords, targets, chunk: int = 1 
     return total / targets[0].numel()
 
 
+class StackedGuard:
+    """The divergence guard of codec.fitting (see SPIKE_RATIO) for every image of a stack at once.
+
+    Runs on the device without waiting for it: each image has its own smoothed and lowest loss,
+    snapshot (weights and Adam moments), learning-rate scale and rollback count. An image whose batch
+    loss spikes gets its step undone, goes back to its snapshot and continues at a lower rate (Adam's
+    step is shared, so an image's rate is scaled by shrinking its own update after the step); the
+    other images are untouched, bit for bit.
+    """
+
+    def __init__(self, params: list[torch.Tensor], opt: torch.optim.Optimizer, images: int):
+        self.params, self.opt = params, opt
+        device = params[0].device
+        self.smooth = torch.full((images,), math.inf, device=device)
+        self.lowest = torch.full((images,), math.inf, device=device)
+        self.lr_scale = torch.ones(images, device=device)
+        self.rollbacks = torch.zeros(images, dtype=torch.int32, device=device)
+        self.saved = [p.detach().clone() for p in params]
+        self.saved_moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+        self.before = None
+
+    @staticmethod
+    def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return mask.view(-1, *([1] * (like.dim() - 1)))
+
+    def _moments(self, p: torch.Tensor):
+        state = self.opt.state.get(p, {})
+        return (state["exp_avg"], state["exp_avg_sq"]) if "exp_avg" in state else None
+
+    def before_step(self) -> None:
+        self.before = [p.detach().clone() for p in self.params]
+
+    def after_step(self, step: int, loss: torch.Tensor) -> None:
+        """After opt.step(): scale each image's update by its rate, then record `loss` (images,), the
+        batch loss of the weights before the step, rolling images whose smoothed loss spiked back to
+        their snapshots."""
+        with torch.no_grad():
+            slowed = self.lr_scale < 1
+            for p, b in zip(self.params, self.before):
+                p.copy_(torch.where(self._rows(slowed, p), torch.lerp(b, p, self._rows(self.lr_scale, p)), p))
+            loss = torch.nan_to_num(loss, nan=math.inf)
+            smooth = torch.where(torch.isinf(self.smooth), loss,
+                                 LOSS_SMOOTHING * self.smooth + (1 - LOSS_SMOOTHING) * loss)
+            spike = (smooth > SPIKE_RATIO * self.lowest) & (self.rollbacks < MAX_ROLLBACKS)
+            self._copy(spike, into_params=True)
+            self.lr_scale = torch.where(spike, self.lr_scale * ROLLBACK_LR_CUT, self.lr_scale)
+            self.rollbacks += spike.to(torch.int32)
+            self.smooth = torch.where(spike, self.lowest, smooth)
+            self.lowest = torch.minimum(self.lowest, self.smooth)
+            if step % SNAPSHOT_EVERY == 0:
+                self._copy(self.smooth <= HEALTHY_RATIO * self.lowest, into_params=False)
+
+    def _copy(self, mask: torch.Tensor, *, into_params: bool) -> None:
+        """Images in `mask`: snapshot -> live weights and moments (rollback), or live -> snapshot."""
+        for p, w, saved in zip(self.params, self.saved, self.saved_moments):
+            rows = self._rows(mask, p)
+            pairs = [(p, w)]
+            moments = self._moments(p)
+            if moments is not None:
+                pairs += list(zip(moments, saved))
+            for live, kept in pairs:
+                if into_params:
+                    live.copy_(torch.where(rows, kept, live))
+                else:
+                    kept.copy_(torch.where(rows, live, kept))
+
+
 def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor, phase: Phase, *,
                 transform=None, check_mse: torch.Tensor | None = None, progress: Progress,
                 batch_pixels: int | None = None, generator: torch.Generator | None = None,
@@ -95,6 +164,7 @@ def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor
     best_mse = torch.full((images,), math.inf, device=coords.device)
     best = [p.detach().clone() for p in params]
     failed = torch.zeros(images, dtype=torch.bool, device=coords.device)
+    guard = StackedGuard(params, opt, images)
     n = coords.shape[1]
     full_batch = batch_pixels is None or batch_pixels >= n
     for step in range(1, phase.steps + 1):
@@ -124,7 +194,9 @@ def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor
             failed |= ~(current < check_mse)
         opt.zero_grad(set_to_none=True)
         torch.nan_to_num(per_image, nan=0.0, posinf=0.0).sum().backward()  # a diverged image stops moving
+        guard.before_step()
         opt.step()
+        guard.after_step(step, per_image.detach())
         if progress.enabled and (step % 100 == 0 or step == phase.steps):
             worst = float(best_mse.max())
             progress.update(phase.name, step, phase.steps, loss=worst, psnr=10 * math.log10(4 / worst) if worst > 0 else math.inf,
