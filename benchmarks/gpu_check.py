@@ -151,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--curve-seconds", type=float, default=300.0, help="seconds of stacked fitting the curve may take")
     p.add_argument("--curve-deadline", type=float, default=None,
                    help="instead of --curve-seconds: a time.time() by which the curve's fitting must end")
+    p.add_argument("--curve-share", type=float, default=1.0,
+                   help="plan the steps to fill this share of the curve's seconds (the step timing leaves out "
+                        "evaluations, quantization-aware steps, finishing and single re-encodes)")
     p.add_argument("--device", default="cuda", help="cuda; cpu only to try the script out (with --single-steps)")
     p.add_argument("--single-steps", type=int, default=None, help="steps of the single encodes (default: the codec's)")
     p.add_argument("--single-batched", default="",
@@ -186,9 +189,10 @@ def main(argv=None) -> int:
                                   batch_pixels=args.batch_pixels)
     curve_seconds = args.curve_seconds if args.curve_deadline is None else args.curve_deadline - time.time() - 15
     per_step_all = sum(t["image_step_seconds"] * args.curve_images for t in timing.values())
-    steps = int(min(args.max_steps, max(args.min_steps, curve_seconds / per_step_all)) // 50 * 50)
+    steps = int(min(args.max_steps, max(args.min_steps, args.curve_share * curve_seconds / per_step_all)) // 50 * 50)
     report["curve"] = {"bpps": curve_bpps, "tf32": tf32, "steps": steps, "batch_pixels": args.batch_pixels, "step_timing": timing,
-                       "planned_fit_seconds": steps * per_step_all, "curve_seconds": curve_seconds}
+                       "planned_fit_seconds": steps * per_step_all, "curve_seconds": curve_seconds,
+                       "curve_share": args.curve_share}
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["curve"]), flush=True)
     return 0

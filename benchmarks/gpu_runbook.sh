@@ -30,6 +30,8 @@ TESTS=${GPU_TESTS:-}                       # test files (default: the whole suit
 PROCS=${GPU_PROCS:-2}                      # benchmark processes sharing the GPU (rates split between them)
 BATCHED=${GPU_BATCHED:-1}                  # 1: stacked encodes (codec.stacked), all images of a rate in one step
 BATCH_PIXELS=${GPU_BATCH_PIXELS:-16384}    # with BATCHED=1: random pixels per image and step (0: whole images)
+PLAN_SHARE=${GPU_PLAN_SHARE:-0.6}          # share of the time left that the planned stacked steps may fill (the
+                                           # 2026-11-26 run planned 1.0 and was cut off: benchmarks/results/kodak_gpu_h200_batch16k)
 mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( TOTAL - $(elapsed) )); }
@@ -54,7 +56,7 @@ python3 -c "import torch, constriction, codec; print('torch', torch.__version__,
 DEADLINE=$(( START + TOTAL - FINISH_RESERVE - 20 ))
 log "gpu_check"
 timeout $(( $(left) / 3 )) python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" \
-  --device "$DEVICE" $CHECK_ARGS $( [ "$BATCHED" = "1" ] && [ "$BATCH_PIXELS" != "0" ] && echo --batch-pixels "$BATCH_PIXELS" ) --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" 2>&1 | tee -a "$OUT/runbook.log"
+  --device "$DEVICE" $CHECK_ARGS $( [ "$BATCHED" = "1" ] && [ "$BATCH_PIXELS" != "0" ] && echo --batch-pixels "$BATCH_PIXELS" ) --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" --curve-share "$PLAN_SHARE" 2>&1 | tee -a "$OUT/runbook.log"
 read -r STEPS TF32 < <(python3 -c "
 import json
 try:
