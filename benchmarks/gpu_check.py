@@ -3,7 +3,9 @@
 1. The device and library versions.
 2. Single-image encodes of a full-size image on CUDA (default steps) at two rates, in float32 and
    with TF32 matrix products: seconds, steps per second, bytes, PSNR of the decoded file; with
-   `--single-batched`, also single encodes from random pixel batches (batch size and steps given).
+   `--single-batched`, also single encodes from random pixel batches (batch size and steps given);
+   with `--single-stacked`, the same through `encode_many` with one image (a loop with no per-step
+   host reads, to measure what the single encoder's per-step loss read costs on a GPU).
 3. The same files decoded on the CPU (torch and numpy) and on CUDA: how many pixel values differ,
    and by how much; the CUDA decode time at 3840 px.
 4. The time of one stacked step (codec.stacked) of each curve rate's network with the Kodak group
@@ -29,7 +31,7 @@ from codec.encoder import encode_pixels, plan_encode
 from codec.imageio import load_pixels
 from codec.metrics import psnr
 from codec.siren import Siren
-from codec.stacked import StackedSiren, fit_stacked, group_size
+from codec.stacked import StackedSiren, encode_many, fit_stacked, group_size
 from codec.fitting import Phase
 from codec.progress import Progress
 
@@ -83,15 +85,20 @@ def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: in
 
 
 def batched_single_encodes(pixels: np.ndarray, bpps: list[float], variants: list[tuple[int, int]], device: str,
-                           *, tf32: bool) -> list[dict]:
-    """Single encodes with random pixel batches instead of whole images: (batch pixels, steps) each."""
+                           *, tf32: bool, stacked: bool = False) -> list[dict]:
+    """Single encodes with random pixel batches instead of whole images: (batch pixels, steps) each
+    (batch 0: whole images). `stacked`: through codec.stacked.encode_many with this one image, whose
+    loop never reads the loss back to the host (the single encoder's does, every step)."""
     rows = []
     torch.backends.cuda.matmul.allow_tf32 = tf32
     for bpp in bpps:
         for batch, steps in variants:
-            cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch)
-            result, seconds = _timed(lambda: encode_pixels(pixels, cfg))
-            rows.append({"bpp_target": bpp, "tf32": tf32, "batch_pixels": batch, "seconds": seconds,
+            cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch or None)
+            if stacked:
+                result, seconds = _timed(lambda: encode_many([pixels], cfg)[0])
+            else:
+                result, seconds = _timed(lambda: encode_pixels(pixels, cfg))
+            rows.append({"bpp_target": bpp, "tf32": tf32, "batch_pixels": batch, "stacked": stacked, "seconds": seconds,
                          "steps": result.steps, "steps_per_second": result.steps / seconds, "bytes": result.bytes,
                          "bpp": result.bpp, "psnr": result.psnr, "network": [result.hidden_width, result.hidden_layers],
                          "fit_attempts": result.fit_attempts})
@@ -158,6 +165,9 @@ def main(argv=None) -> int:
     p.add_argument("--single-steps", type=int, default=None, help="steps of the single encodes (default: the codec's)")
     p.add_argument("--single-batched", default="",
                    help="extra single encodes at --single-bpps with random pixel batches: BATCH:STEPS,... (e.g. 16384:6000)")
+    p.add_argument("--single-stacked", default="",
+                   help="the same as --single-batched through encode_many with one image (no per-step host reads); "
+                        "BATCH 0 means whole images, e.g. 0:2000,16384:6000")
     p.add_argument("--group-images", type=int, default=None, help="cap on the stacked group timed (default: as the curve)")
     p.add_argument("--batch-pixels", type=int, default=None, help="pixels per image and step of the curve (default: whole image)")
     p.add_argument("--min-steps", type=int, default=300)
@@ -184,6 +194,10 @@ def main(argv=None) -> int:
     if args.single_batched:
         variants = [tuple(int(v) for v in item.split(":")) for item in args.single_batched.split(",")]
         report["single_image"]["batched_rows"] = batched_single_encodes(pixels, single_bpps, variants, device, tf32=tf32)
+    if args.single_stacked:
+        variants = [tuple(int(v) for v in item.split(":")) for item in args.single_stacked.split(",")]
+        report["single_image"]["stacked_rows"] = batched_single_encodes(pixels, single_bpps, variants, device, tf32=tf32,
+                                                                        stacked=True)
     curve_bpps = [float(v) for v in args.curve_bpps.split(",")]
     timing = stacked_step_seconds(pixels.shape, curve_bpps, args.group_images or args.curve_images, device, tf32=tf32,
                                   batch_pixels=args.batch_pixels)
