@@ -25,7 +25,9 @@ BPPS=${GPU_CURVE_BPPS:-0.1,0.25,0.5,0.75,1.2}
 FINISH_RESERVE=${GPU_FINISH_RESERVE:-80}   # seconds of rate search, decoding and scoring not hidden behind fitting
 DEVICE=${GPU_DEVICE:-cuda}                 # cpu only to try the runbook out here, with a small GPU_DATA
 CHECK_IMAGE=${GPU_CHECK_IMAGE:-$DATA/kodim23.png}
-CHECK_ARGS=${GPU_CHECK_ARGS:-}             # e.g. "--single-steps 30" for a try-out
+# single encodes of kodim23 at 0.3 bpp: the default (whole image, 2000 steps), 16k-pixel batches x 6000 steps, and
+# both through encode_many (no per-step host reads); "--single-steps 30" for a try-out
+CHECK_ARGS=${GPU_CHECK_ARGS:---single-bpps 0.3 --single-batched 16384:6000 --single-stacked 0:2000,16384:6000}
 TESTS=${GPU_TESTS:-}                       # test files (default: the whole suite)
 PROCS=${GPU_PROCS:-2}                      # benchmark processes sharing the GPU (rates split between them)
 BATCHED=${GPU_BATCHED:-1}                  # 1: stacked encodes (codec.stacked), all images of a rate in one step
