@@ -46,6 +46,7 @@ VARIANTS = {
     "no warm-up, no width scaling (the fit before the fix)": {"warmup_fraction": 0.0, "lr_scaling": "none"},
     "fitting learning rate 1e-3": {"lr": 1e-3},
     "fitting learning rate 4e-3": {"lr": 4e-3},
+    "fitting learning rate 3e-3 (with the divergence guard)": {"lr": 3e-3},
     "CPU batches of 4096 pixels (more, smaller steps)": {"batch_pixels": 4096},
     "CPU batches of 65536 pixels (fewer, larger steps)": {"batch_pixels": 65536},
     "QAT on 20% of the steps": {"qat_fraction": 0.2},
