@@ -67,17 +67,24 @@ def _decode_difference(data: bytes, pixels: np.ndarray, device: str) -> dict:
     return out
 
 
+def _encode_row(encode, **settings) -> tuple:
+    """Run and time one encode; (result, its JSON row: settings, seconds, steps, size, quality), row printed."""
+    result, seconds = _timed(encode)
+    row = {**settings, "seconds": seconds, "steps": result.steps, "steps_per_second": result.steps / seconds,
+           "bytes": result.bytes, "bpp": result.bpp, "psnr": result.psnr,
+           "network": [result.hidden_width, result.hidden_layers], "fit_attempts": result.fit_attempts}
+    print(json.dumps(row), flush=True)
+    return result, row
+
+
 def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: int | None) -> tuple[list[dict], dict]:
     rows, files = [], {}
     for bpp in bpps:
         for tf32 in (False, True):
             torch.backends.cuda.matmul.allow_tf32 = tf32
-            result, seconds = _timed(lambda: encode_pixels(pixels, EncoderConfig(bpp=bpp, device=device, steps=steps)))
-            rows.append({"bpp_target": bpp, "tf32": tf32, "seconds": seconds, "steps": result.steps,
-                         "steps_per_second": result.steps / seconds, "bytes": result.bytes, "bpp": result.bpp,
-                         "psnr": result.psnr, "network": [result.hidden_width, result.hidden_layers],
-                         "fit_attempts": result.fit_attempts})
-            print(json.dumps(rows[-1]), flush=True)
+            result, row = _encode_row(lambda: encode_pixels(pixels, EncoderConfig(bpp=bpp, device=device, steps=steps)),
+                                      bpp_target=bpp, tf32=tf32)
+            rows.append(row)
             if not tf32:
                 files[bpp] = result.data
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -94,15 +101,8 @@ def batched_single_encodes(pixels: np.ndarray, bpps: list[float], variants: list
     for bpp in bpps:
         for batch, steps in variants:
             cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch or None)
-            if stacked:
-                result, seconds = _timed(lambda: encode_many([pixels], cfg)[0])
-            else:
-                result, seconds = _timed(lambda: encode_pixels(pixels, cfg))
-            rows.append({"bpp_target": bpp, "tf32": tf32, "batch_pixels": batch, "stacked": stacked, "seconds": seconds,
-                         "steps": result.steps, "steps_per_second": result.steps / seconds, "bytes": result.bytes,
-                         "bpp": result.bpp, "psnr": result.psnr, "network": [result.hidden_width, result.hidden_layers],
-                         "fit_attempts": result.fit_attempts})
-            print(json.dumps(rows[-1]), flush=True)
+            encode = (lambda: encode_many([pixels], cfg)[0]) if stacked else (lambda: encode_pixels(pixels, cfg))
+            rows.append(_encode_row(encode, bpp_target=bpp, tf32=tf32, batch_pixels=batch, stacked=stacked)[1])
     torch.backends.cuda.matmul.allow_tf32 = False
     return rows
 

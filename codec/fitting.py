@@ -8,7 +8,6 @@ the result says when it did.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -80,6 +79,12 @@ MAX_ROLLBACKS = 4
 LOSS_SMOOTHING = 0.9
 
 
+def adam_moments(opt: torch.optim.Optimizer, param: torch.Tensor) -> tuple:
+    """Adam's two moment tensors of `param`, or () before its first step."""
+    state = opt.state.get(param, {})
+    return (state["exp_avg"], state["exp_avg_sq"]) if "exp_avg" in state else ()
+
+
 class DivergenceGuard:
     """Spike detection and rollback for one network's fit (see SPIKE_RATIO); call after each step."""
 
@@ -88,11 +93,7 @@ class DivergenceGuard:
         self.smooth = self.lowest = math.inf
         self.lr_scale = 1.0
         self.rollbacks = 0
-        self.saved = [(p.detach().clone(), None, None) for p in params]  # weights, Adam's two moments
-
-    def _moments(self, p: torch.Tensor):
-        state = self.opt.state.get(p, {})
-        return (state["exp_avg"], state["exp_avg_sq"]) if "exp_avg" in state else (None, None)
+        self.saved = [(p.detach().clone(),) for p in params]  # weights, then Adam's two moments once it has them
 
     def after_step(self, step: int, loss: float) -> bool:
         """Record the batch loss of the weights before this step (finite); True if the smoothed loss
@@ -102,9 +103,11 @@ class DivergenceGuard:
         if smooth > SPIKE_RATIO * self.lowest and self.rollbacks < MAX_ROLLBACKS:
             with torch.no_grad():
                 for p, kept in zip(self.params, self.saved):
-                    for live, saved in zip((p, *self._moments(p)), kept):
-                        if live is not None:
-                            live.copy_(saved if saved is not None else torch.zeros_like(live))
+                    for k, tensor in enumerate((p, *adam_moments(self.opt, p))):
+                        if k < len(kept):
+                            tensor.copy_(kept[k])
+                        else:  # a snapshot from before Adam's first step: its moments were zero
+                            tensor.zero_()
             self.lr_scale *= ROLLBACK_LR_CUT
             self.rollbacks += 1
             self.smooth = self.lowest
@@ -112,8 +115,7 @@ class DivergenceGuard:
         self.smooth = smooth
         self.lowest = min(self.lowest, self.smooth)
         if step % SNAPSHOT_EVERY == 0 and self.smooth <= HEALTHY_RATIO * self.lowest:
-            self.saved = [tuple(t.detach().clone() if t is not None else None for t in (p, *self._moments(p)))
-                          for p in self.params]
+            self.saved = [tuple(t.detach().clone() for t in (p, *adam_moments(self.opt, p))) for p in self.params]
         return False
 
 

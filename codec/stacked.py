@@ -27,7 +27,8 @@ from .encoder import (
 )
 from .errors import OptionError
 from .fitting import (
-    HEALTHY_RATIO, LOSS_SMOOTHING, MAX_ROLLBACKS, ROLLBACK_LR_CUT, SNAPSHOT_EVERY, SPIKE_RATIO, Phase, lr_factor,
+    HEALTHY_RATIO, LOSS_SMOOTHING, MAX_ROLLBACKS, ROLLBACK_LR_CUT, SNAPSHOT_EVERY, SPIKE_RATIO, Phase, adam_moments,
+    lr_factor,
 )
 from .progress import Progress
 from .quantization import fake_quantize
@@ -101,46 +102,35 @@ class StackedGuard:
     def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return mask.view(-1, *([1] * (like.dim() - 1)))
 
-    def _moments(self, p: torch.Tensor):
-        state = self.opt.state.get(p, {})
-        return (state["exp_avg"], state["exp_avg_sq"]) if "exp_avg" in state else None
-
     def before_step(self) -> None:
         self.before = [p.detach().clone() for p in self.params]
 
     def after_step(self, step: int, loss: torch.Tensor) -> None:
         """After opt.step(): scale each image's update by its rate, then record `loss` (images,), the
         batch loss of the weights before the step, rolling images whose smoothed loss spiked back to
-        their snapshots."""
+        their snapshots (one pass over the tensors)."""
         with torch.no_grad():
-            slowed = self.lr_scale < 1
-            for p, b in zip(self.params, self.before):
-                p.copy_(torch.where(self._rows(slowed, p), torch.lerp(b, p, self._rows(self.lr_scale, p)), p))
             loss = torch.nan_to_num(loss, nan=math.inf)
             smooth = torch.where(torch.isinf(self.smooth), loss,
                                  LOSS_SMOOTHING * self.smooth + (1 - LOSS_SMOOTHING) * loss)
             spike = (smooth > SPIKE_RATIO * self.lowest) & (self.rollbacks < MAX_ROLLBACKS)
-            self._copy(spike, into_params=True)
+            slowed = self.lr_scale < 1
+            for p, b, w, saved in zip(self.params, self.before, self.saved, self.saved_moments):
+                spiked = self._rows(spike, p)
+                stepped = torch.where(self._rows(slowed, p), torch.lerp(b, p, self._rows(self.lr_scale, p)), p)
+                p.copy_(torch.where(spiked, w, stepped))
+                for m, m_saved in zip(adam_moments(self.opt, p), saved):
+                    m.copy_(torch.where(spiked, m_saved, m))
             self.lr_scale = torch.where(spike, self.lr_scale * ROLLBACK_LR_CUT, self.lr_scale)
             self.rollbacks += spike.to(torch.int32)
             self.smooth = torch.where(spike, self.lowest, smooth)
             self.lowest = torch.minimum(self.lowest, self.smooth)
             if step % SNAPSHOT_EVERY == 0:
-                self._copy(self.smooth <= HEALTHY_RATIO * self.lowest, into_params=False)
-
-    def _copy(self, mask: torch.Tensor, *, into_params: bool) -> None:
-        """Images in `mask`: snapshot -> live weights and moments (rollback), or live -> snapshot."""
-        for p, w, saved in zip(self.params, self.saved, self.saved_moments):
-            rows = self._rows(mask, p)
-            pairs = [(p, w)]
-            moments = self._moments(p)
-            if moments is not None:
-                pairs += list(zip(moments, saved))
-            for live, kept in pairs:
-                if into_params:
-                    live.copy_(torch.where(rows, kept, live))
-                else:
-                    kept.copy_(torch.where(rows, live, kept))
+                healthy = self.smooth <= HEALTHY_RATIO * self.lowest
+                for p, w, saved in zip(self.params, self.saved, self.saved_moments):
+                    rows = self._rows(healthy, p)
+                    for live, kept in zip((p, *adam_moments(self.opt, p)), (w, *saved)):
+                        kept.copy_(torch.where(rows, live, kept))
 
 
 def fit_stacked(stack: StackedSiren, coords: torch.Tensor, targets: torch.Tensor, phase: Phase, *,
