@@ -55,6 +55,9 @@ VARIANTS = {
     # issue 10: Reptile-trained starting weights (benchmarks/train_init.py, codec/inits)
     "meta-learned init (codec/inits)": {"init": "meta"},
     "random SIREN init": {"init": "random"},
+    # issue 8, item 3: the sine layers' frequency factor at full size (default 30, the SIREN paper's)
+    "omega0 20 (default 30)": {"omega0": 20.0},
+    "omega0 40 (default 30)": {"omega0": 40.0},
 }
 
 
