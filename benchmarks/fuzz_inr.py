@@ -44,9 +44,9 @@ _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80
 
 
 def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, hidden_layers: int,
-                 width: int, height: int, kinds: tuple[int, ...]) -> bytes:
-    """A valid file built with the format writer, using the given model kinds in turn."""
-    shapes = bitstream.tensor_shapes(bitstream.SIREN, hidden_width, hidden_layers, channels)
+                 width: int, height: int, kinds: tuple[int, ...], arch: int = bitstream.SIREN) -> bytes:
+    """A valid file of family `arch` built with the format writer, using the given model kinds in turn."""
+    shapes = bitstream.tensor_shapes(arch, hidden_width, hidden_layers, channels)
     symbols, records = [], []
     for i, shape in enumerate(shapes):
         kind = kinds[i % len(kinds)]
@@ -69,8 +69,9 @@ def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, 
                 model = TensorModel(LAPLACE, max_abs, scale=float(np.float16(max_abs / 4)))
         symbols.append(sym)
         records.append(TensorRecord(float(np.float16(0.01 * (i + 1))), model))
-    header = Header(width=width, height=height, channels=channels, arch=bitstream.SIREN, hidden_width=hidden_width,
-                    hidden_layers=hidden_layers, omega0=30.0, init_id=0, tensors=tuple(records))
+    omega0 = 30.0 if bitstream.ARCHITECTURES[arch].uses_omega0 else 1.0
+    header = Header(width=width, height=height, channels=channels, arch=arch, hidden_width=hidden_width,
+                    hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records))
     return bitstream.write_file(header, symbols)
 
 
@@ -86,10 +87,12 @@ def work_bomb(rnd: random.Random) -> bytes:
         return max(1, min(high, int(round(2 ** rnd.uniform(0, np.log2(high))))))
 
     layers = log_uniform(MAX_HIDDEN_LAYERS)
-    header = Header(width=log_uniform(MAX_SIDE), height=log_uniform(MAX_SIDE), channels=rnd.choice((1, 3)),
-                    arch=bitstream.SIREN, hidden_width=log_uniform(MAX_HIDDEN_WIDTH), hidden_layers=layers,
-                    omega0=30.0, init_id=0,
-                    tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(2 * (layers + 1))))
+    width, channels, arch = log_uniform(MAX_HIDDEN_WIDTH), rnd.choice((1, 3)), rnd.choice(sorted(bitstream.ARCHITECTURES))
+    n_tensors = len(bitstream.tensor_shapes(arch, width, layers, channels))
+    header = Header(width=log_uniform(MAX_SIDE), height=log_uniform(MAX_SIDE), channels=channels,
+                    arch=arch, hidden_width=width, hidden_layers=layers,
+                    omega0=30.0 if bitstream.ARCHITECTURES[arch].uses_omega0 else 1.0, init_id=0,
+                    tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(n_tensors)))
     head = pack_header(header)
     body = bitstream.MAGIC + struct.pack("<BH", bitstream.VERSION, len(head)) + head + struct.pack("<I", 0)
     return body + struct.pack("<I", zlib.crc32(body))
@@ -106,19 +109,21 @@ def corpus(real: bool = True) -> list[bytes]:
     if SPARSE_LAPLACE is not None:
         files.append(crafted_file(rng, channels=3, hidden_width=10, hidden_layers=2, width=15, height=8,
                                   kinds=(SPARSE_LAPLACE, LAPLACE, SPARSE_LAPLACE, HISTOGRAM)))
+    files.append(crafted_file(rng, channels=3, hidden_width=9, hidden_layers=3, width=14, height=10,
+                              kinds=(LAPLACE, HISTOGRAM, ZERO, LAPLACE), arch=bitstream.POLY))  # the Poly-INR family
     if real:
-        files.append(real_file())
+        files += [real_file(), real_file(arch="poly")]
     return files
 
 
-def real_file(hidden_width: int = 16, steps: int = 30) -> bytes:
+def real_file(hidden_width: int = 16, steps: int = 30, arch: str = "siren") -> bytes:
     """A small file made by the real encoder (about a second on a CPU)."""
     from codec.config import EncoderConfig
     from codec.encoder import encode_pixels
 
     y, x = np.mgrid[0:12, 0:20]
     arr = np.stack([x * 12, y * 20, (x + y) * 7], -1).astype(np.uint8)
-    cfg = EncoderConfig(hidden_width=hidden_width, hidden_layers=2, bits=8, steps=steps, device="cpu")
+    cfg = EncoderConfig(hidden_width=hidden_width, hidden_layers=2, bits=8, steps=steps, device="cpu", arch=arch)
     return encode_pixels(arr, cfg).data
 
 

@@ -24,9 +24,10 @@ import torch
 from PIL import Image
 
 from codec.coords import grid
+from codec.families import lr_scales
 from codec.fitting import mse_to_psnr
 from codec.meta_init import init_name
-from codec.siren import Siren, siren_lr_scales
+from codec.siren import Siren
 
 DEFAULT_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
@@ -76,7 +77,7 @@ def held_out_psnr(init: Siren, images, args, generator) -> tuple[float, float]:
             if start is not None:
                 _copy(start, model)
             out.append(mse_to_psnr(adapt(model, coords, target, steps=args.inner_steps, lr=args.inner_lr,
-                                         scales=siren_lr_scales(model, "width"), batch=args.batch, generator=generator)))
+                                         scales=lr_scales(model, "width"), batch=args.batch, generator=generator)))
     return float(np.mean(meta)), float(np.mean(rand))
 
 
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     init = Siren(channels=3, hidden_width=args.width, hidden_layers=args.layers, omega0=args.omega0)
     work = Siren(channels=3, hidden_width=args.width, hidden_layers=args.layers, omega0=args.omega0)
-    scales = siren_lr_scales(init, "width")
+    scales = lr_scales(init, "width")
     rng = np.random.default_rng(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     log = []

@@ -39,7 +39,7 @@ FIELDS = (
     Field("width", "H", 1, MAX_SIDE),
     Field("height", "H", 1, MAX_SIDE),
     Field("channels", "B", 1, 3),
-    Field("arch", "B", architectures.SIREN, architectures.SIREN),
+    Field("arch", "B", min(architectures.ARCHITECTURES), max(architectures.ARCHITECTURES)),
     Field("hidden_width", "H", 1, MAX_HIDDEN_WIDTH),
     Field("hidden_layers", "B", 1, MAX_HIDDEN_LAYERS),
     Field("omega0", "f", 0.1, 1000.0),
@@ -86,7 +86,7 @@ class Header:
             "hidden_layers": self.hidden_layers,
             "omega0": self.omega0,
             "init_id": self.init_id,
-            "parameters": architectures.parameter_count(self.hidden_width, self.hidden_layers, self.channels),
+            "parameters": architectures.parameter_count(self.arch, self.hidden_width, self.hidden_layers, self.channels),
             "tensors": [
                 {
                     "shape": list(shape),
@@ -111,9 +111,12 @@ def _check(name: str, value, low, high) -> None:
 def _check_fixed(values) -> None:
     for f, v in zip(FIELDS, values):
         _check(f.name, v, f.low, f.high)
-    channels = values[[f.name for f in FIELDS].index("channels")]
-    if channels not in (1, 3):
-        raise InrFormatError(f"header field 'channels' = {channels} is not 1 (grayscale) or 3 (RGB)")
+    named = dict(zip((f.name for f in FIELDS), values))
+    if named["channels"] not in (1, 3):
+        raise InrFormatError(f"header field 'channels' = {named['channels']} is not 1 (grayscale) or 3 (RGB)")
+    family = architectures.ARCHITECTURES[named["arch"]]
+    if not family.uses_omega0 and named["omega0"] != 1.0:
+        raise InrFormatError(f"header field 'omega0' = {named['omega0']} must be 1.0 for architecture '{family.name}'")
 
 
 def model_param_size(model: TensorModel) -> int:
@@ -215,10 +218,11 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) 
     values = reader.take(_FIXED.format[1:], "the fixed fields")
     _check_fixed(values)
     fixed = dict(zip((f.name for f in FIELDS), values))
-    n_params = architectures.parameter_count(fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"])
+    dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"])
+    n_params = architectures.parameter_count(*dims)
     if n_params > max_parameters:
         raise InrFormatError(f"network has {n_params} parameters, more than the decoder's limit {max_parameters}")
-    n_tensors = 2 * (fixed["hidden_layers"] + 1)
+    n_tensors = len(architectures.tensor_shapes(*dims))
     records = []
     for i in range(n_tensors):
         step, kind = reader.take("eB", f"tensor {i} record")

@@ -27,6 +27,7 @@ def encode_with_stats(
     convert: bool = False,
     progress: bool = False,
     init: str | None = None,
+    arch: str | None = None,
 ) -> "EncodeResult":
     """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...).
 
@@ -43,7 +44,7 @@ def encode_with_stats(
     pixels = load_pixels(image, convert=convert)
     config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
                            seed=seed, sparsity=sparsity, convert=convert, progress=progress,
-                           **({"init": init} if init is not None else {}))
+                           **({"init": init} if init is not None else {}), **({"arch": arch} if arch is not None else {}))
     return encode_pixels(pixels, config)
 
 
@@ -60,6 +61,7 @@ def encode(
     convert: bool = False,
     progress: bool = False,
     init: str | None = None,
+    arch: str | None = None,
 ) -> bytes:
     """Compress an image to `.inr` bytes.
 
@@ -80,6 +82,7 @@ def encode(
         progress: show a progress bar on stderr.
         init: "meta" (start from the packaged meta-learned weights of the chosen network, where
             there are some) or "random"; None: the codec's default.
+        arch: network family, "siren" or "poly" (Poly-INR); None: the codec's default ("siren").
     Returns:
         The complete `.inr` file.
     Raises:
@@ -87,7 +90,8 @@ def encode(
         OptionError: an option is out of range, or the bpp target cannot be met.
     """
     return encode_with_stats(image, bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
-                             seed=seed, sparsity=sparsity, convert=convert, progress=progress, init=init).data
+                             seed=seed, sparsity=sparsity, convert=convert, progress=progress, init=init,
+                             arch=arch).data
 
 
 def decode(

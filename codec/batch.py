@@ -284,7 +284,7 @@ def _dumps(summary: dict) -> bytes:
 def _settings(config: EncoderConfig) -> dict:
     """The encoder settings a batch records (and compares with the previous run's)."""
     return {k: getattr(config, k) for k in ("bpp", "preset", "steps", "time_budget", "device", "seed", "sparsity",
-                                            "convert")}
+                                            "convert", "arch")}
 
 
 def _summary(records: list, config: EncoderConfig, meta: dict, seconds: float) -> dict:

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bitstream import MAGIC, InrFormatError, read_header
+from bitstream import MAGIC, InrFormatError, architectures, read_header
 
 from .config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
 from .decoder import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
@@ -180,6 +180,9 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
+    p.add_argument("--arch", choices=list(architectures.IDS), default=EncoderConfig.arch,
+                   help="network family: siren (sine layers, the default) or poly (Poly-INR: layers multiplied by "
+                        "affine maps of the coordinates; selectable, see the README's ablation table)")
     p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
                         "some: codec/inits) or from a seeded random SIREN init")
@@ -230,7 +233,7 @@ def encode_main(argv=None) -> int:
 
         config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
                                device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                               init=args.init, progress=not args.quiet)
+                               init=args.init, arch=args.arch, progress=not args.quiet)
         result = encode_pixels(pixels, config)
         write_atomic(out, result.data)
         summary = {"input": str(inp), "output": str(out), **result.summary()}
@@ -258,7 +261,7 @@ def _encode_batch(args) -> int:
     pairs = plan_outputs(collect_images(paths), out_dir)
     config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
                            device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                           init=args.init)
+                           init=args.init, arch=args.arch)
     options = BatchOptions(jobs=args.jobs, threads=args.threads, ray=args.ray, force=args.force,
                            progress=not args.quiet)
     try:

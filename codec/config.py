@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from bitstream import SIREN, multiply_adds, parameter_count
+from bitstream import SIREN, architectures, multiply_adds, parameter_count
 
 from .errors import OptionError
 
@@ -35,6 +35,11 @@ MIN_WIDTH, MIN_LAYERS = 8, 2
 MAX_LAYERS = 8  #: deepest network rate control picks (EncoderConfig.max_layers)
 EST_BITS_PER_WEIGHT = 6.5  #: entropy-coded 8-bit weight, measured on Kodak crops
 EST_HEADER_BYTES_PER_TENSOR = 7
+DEFAULT_ARCH = "siren"  #: the family an encode uses unless told (`--arch`); see the ablation table
+#: fitting learning rate of each family (warm-up, then cosine decay). SIREN: see the ablation table;
+#: Poly-INR: measured on kodim23 768x512 (56 x 6, 40 s, 16k-pixel batches): 2e-3 22.5 dB, 5e-3 23.6,
+#: 1e-2 24.9, 2e-2 25.6 dB (SIREN 58 x 6 at 2e-3: 30.8 dB)
+FIT_LR = {"siren": 2e-3, "poly": 1e-2}
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,13 @@ class EncoderConfig:
     time_budget: float | None = None  #: seconds for all phases (None: DEFAULT_CPU_TIME_BUDGET on CPU if steps is None too)
     device: str | None = None  #: "auto", "cpu" or "cuda"
     seed: int = 0  #: seeds initialisation and pixel sampling
+    arch: str = DEFAULT_ARCH  #: network family, a name in bitstream.architectures ("siren", "poly")
     hidden_width: int | None = None  #: fixed architecture (overrides rate-based sizing)
     hidden_layers: int | None = None
     bits: float | None = None  #: fixed quantization bit width (disables rate control)
-    omega0: float = 30.0
+    omega0: float = 30.0  #: SIREN's sine frequency factor (families without sines store 1.0)
     sparsity: float = 0.0  #: fraction of weights pruned by magnitude (biases are kept)
-    lr: float = 2e-3  #: Adam learning rate of the fitting phase (warm-up, then cosine decay; see the ablation)
+    lr: float | None = None  #: Adam learning rate of the fitting phase (None: the family's FIT_LR)
     warmup_fraction: float = 0.05  #: share of the fitting steps over which the learning rate rises (at least 50 steps)
     lr_scaling: str = "width"  #: per-layer learning rates: "width" (smaller for wide layers, see codec.siren) or "none"
     init: str = "random"  #: "random" (SIREN init from the seed) or "meta" (a packaged meta-learned init where one exists)
@@ -76,6 +82,10 @@ class EncoderConfig:
             raise OptionError("give either a bpp target or a preset, not both")
         if self.bpp is not None and not (0 < self.bpp <= 64):
             raise OptionError(f"bpp target must be in (0, 64], got {self.bpp}")
+        if self.arch not in architectures.IDS:
+            raise OptionError(f"unknown architecture {self.arch!r}: choose one of {', '.join(architectures.IDS)}")
+        if self.lr is not None and not (0 < self.lr < math.inf):
+            raise OptionError(f"learning rate must be a positive number, got {self.lr}")
         if self.preset is not None and self.preset not in PRESETS:
             raise OptionError(f"unknown preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         if self.steps is not None and not (1 <= self.steps <= 10_000_000):
@@ -112,14 +122,25 @@ class EncoderConfig:
         return self
 
     @property
+    def arch_id(self) -> int:
+        """The family's id in the format."""
+        return architectures.IDS[self.arch]
+
+    @property
+    def fit_lr(self) -> float:
+        """The fitting learning rate: the given one, or the family's default."""
+        return self.lr if self.lr is not None else FIT_LR[self.arch]
+
+    @property
     def target_bpp(self) -> float | None:
         if self.bpp is not None:
             return self.bpp
         return PRESETS[self.preset] if self.preset is not None else None
 
 
-def architecture_for_budget(n_params: float, channels: int, *, max_layers: int = MAX_LAYERS) -> tuple[int, int]:
-    """(hidden_width, hidden_layers) of the SIREN with about n_params parameters.
+def architecture_for_budget(n_params: float, channels: int, *, max_layers: int = MAX_LAYERS,
+                            arch: int = SIREN) -> tuple[int, int]:
+    """(hidden_width, hidden_layers) of the network of family `arch` with about n_params parameters.
 
     Depth grows with the budget (deeper nets pay off only when wide enough): about 2 layers at
     1k parameters, 6 at 16k, capped at max_layers.
@@ -127,7 +148,7 @@ def architecture_for_budget(n_params: float, channels: int, *, max_layers: int =
     layers = int(min(max_layers, max(MIN_LAYERS, round(2 + math.log2(max(n_params, 1) / 1000)))))
     best = MIN_WIDTH
     for width in range(MIN_WIDTH, 1025):
-        if parameter_count(width, layers, channels) > n_params:
+        if parameter_count(arch, width, layers, channels) > n_params:
             break
         best = width
     return best, layers
@@ -160,15 +181,13 @@ class StepPlan:
     source: str  #: "steps" (given), "budget" (planned from a time budget) or "default"
 
 
-def macs_per_pixel(hidden_width: int, hidden_layers: int, channels: int) -> int:
-    """Multiply-adds of one forward evaluation of the SIREN at one coordinate."""
-    return multiply_adds(SIREN, hidden_width, hidden_layers, channels)
+def cpu_step_seconds(*, arch: int, pixels: int, batch_pixels: int, hidden_width: int, hidden_layers: int,
+                     channels: int, eval_every: int = 250) -> float:
+    """Modelled CPU seconds of one fitting step, with its share of the whole-image evaluations.
 
-
-def cpu_step_seconds(*, pixels: int, batch_pixels: int, hidden_width: int, hidden_layers: int, channels: int,
-                     eval_every: int = 250) -> float:
-    """Modelled CPU seconds of one fitting step, with its share of the whole-image evaluations."""
-    macs = macs_per_pixel(hidden_width, hidden_layers, channels)
+    Fitted to SIRENs; other families are costed by their multiply-adds and hidden units alike.
+    """
+    macs = multiply_adds(arch, hidden_width, hidden_layers, channels)
     units = hidden_width * hidden_layers
     per_pixel = CPU_SECONDS_PER_MAC * macs + CPU_SECONDS_PER_UNIT * units + CPU_SECONDS_PER_PIXEL
     batch = min(batch_pixels, pixels)
@@ -192,7 +211,7 @@ def plan_steps(cfg: EncoderConfig, *, device_type: str, pixels: int, batch_pixel
         budget = DEFAULT_CPU_TIME_BUDGET
     if budget is None:
         return StepPlan(DEFAULT_STEPS, None, "default")
-    per_step = cpu_step_seconds(pixels=pixels, batch_pixels=batch_pixels, hidden_width=hidden_width,
+    per_step = cpu_step_seconds(arch=cfg.arch_id, pixels=pixels, batch_pixels=batch_pixels, hidden_width=hidden_width,
                                 hidden_layers=hidden_layers, channels=channels)
     if device_type != "cpu":  # no calibrated model for GPUs yet: the CPU model is a generous upper bound
         return StepPlan(max(DEFAULT_STEPS, int(budget * PLAN_SHARE / per_step)), budget, "budget")
@@ -217,7 +236,7 @@ def choose_architecture(cfg: EncoderConfig, n_params: float, channels: int, *, d
     """
     factor = cfg.size_factor
     while True:
-        width, layers = architecture_for_budget(n_params * factor, channels, max_layers=cfg.max_layers)
+        width, layers = architecture_for_budget(n_params * factor, channels, max_layers=cfg.max_layers, arch=cfg.arch_id)
         plan = plan_steps(cfg, device_type=device_type, pixels=pixels, batch_pixels=batch_pixels,
                           hidden_width=width, hidden_layers=layers, channels=channels)
         if plan.source != "budget" or plan.steps >= MIN_TRAINED_STEPS or factor < 0.02 or width <= MIN_WIDTH:

@@ -21,8 +21,6 @@ from .numpy_render import WORK_FACTOR
 if TYPE_CHECKING:
     import torch
 
-    from .siren import Siren
-
 #: default limit on output pixels per decode, the same as Pillow's decompression-bomb limit
 DEFAULT_MAX_PIXELS = 89_478_485
 #: default limit on multiply-adds per decode (network multiply-adds per pixel x output pixels):
@@ -129,22 +127,13 @@ def output_size(width: int, height: int, *, res=None, size=None, scale=None) -> 
     return out
 
 
-def build_model(header: Header, weights: list[np.ndarray], device: "torch.device") -> "Siren":
-    """A torch SIREN with the header's dimensions holding exactly `weights` (file order)."""
-    import torch
+def build_model(header: Header, weights: list[np.ndarray], device: "torch.device") -> "torch.nn.Module":
+    """A torch network of the header's family and dimensions holding exactly `weights` (file order)."""
+    from .families import build_network, load_weights
 
-    from .siren import Siren
-
-    model = Siren(
-        channels=header.channels,
-        hidden_width=header.hidden_width,
-        hidden_layers=header.hidden_layers,
-        omega0=header.omega0,
-    )
-    with torch.no_grad():
-        for param, value in zip(model.parameters_in_file_order(), weights):
-            param.copy_(torch.from_numpy(value))
-    return model.to(device).eval()
+    model = build_network(header.arch, channels=header.channels, hidden_width=header.hidden_width,
+                          hidden_layers=header.hidden_layers, omega0=header.omega0)
+    return load_weights(model, weights).to(device).eval()
 
 
 def torch_available() -> bool:

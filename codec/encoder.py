@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import bitstream
-from bitstream import Header, TensorRecord, choose_model, parameter_count
+from bitstream import Header, TensorRecord, architectures, choose_model, parameter_count
 
 from .config import (
     MIN_LAYERS, MIN_WIDTH, EncoderConfig, choose_architecture, params_for_rate, plan_steps, rate_for_params,
@@ -24,9 +24,8 @@ from .metrics import psnr
 from .progress import Progress
 from .pruning import apply_masks, magnitude_masks
 from .quantization import fake_quantize, quantize, steps_for_bits, steps_for_level
-from .siren import Siren, siren_lr_scales
+from .families import build_network, load_weights, lr_scales
 
-ARCH = bitstream.SIREN
 DEFAULT_BITS = 8.0  #: bit width without a rate target
 LEVEL_RANGE = (2.0, 16.0)  #: rate control searches base steps 2**-16 .. 2**-2
 DEFAULT_LEVEL = 10.0  #: base step 2**-10 when a preset's target cannot be met
@@ -66,6 +65,7 @@ class EncodeResult:
     time_capped: bool  # the time cap cut the planned steps short (the bytes then depend on machine speed)
     flat_fallback: bool  # every fit failed, or decoded worse than a flat image: the file holds the flat image
     init: str = "random"  # what the kept fit started from: "random" (seeded) or "meta" (a packaged init)
+    arch: str = "siren"  # the network family (bitstream.architectures)
 
     def summary(self) -> dict:
         """JSON-ready summary (without the data)."""
@@ -74,18 +74,19 @@ class EncodeResult:
         return out
 
 
-def _header(width, height, channels, hidden_width, hidden_layers, omega0, records) -> Header:
-    return Header(width=width, height=height, channels=channels, arch=ARCH, hidden_width=hidden_width,
+def _header(arch, width, height, channels, hidden_width, hidden_layers, omega0, records) -> Header:
+    return Header(width=width, height=height, channels=channels, arch=arch, hidden_width=hidden_width,
                   hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records))
 
 
-def _serialize(model: Siren, steps: list[float], dims: tuple, kinds=None) -> bytes:
+def _serialize(model: torch.nn.Module, steps: list[float], dims: tuple, kinds=None) -> bytes:
+    """The `.inr` file of `model` (any family: its `arch_id`) quantized with per-tensor `steps`."""
     symbols = [quantize(p, s) for p, s in zip(model.parameters_in_file_order(), steps)]
     records = [TensorRecord(step, choose_model(sym, kinds=kinds)) for step, sym in zip(steps, symbols)]
-    return bitstream.write_file(_header(*dims, records), symbols)
+    return bitstream.write_file(_header(model.arch_id, *dims, records), symbols)
 
 
-def _search_level(model: Siren, dims: tuple, budget_bytes: int, steps_fn, lo: float, hi: float, kinds=None):
+def _search_level(model: torch.nn.Module, dims: tuple, budget_bytes: int, steps_fn, lo: float, hi: float, kinds=None):
     """(level, file) of the finest quantization level in [lo, hi] whose file fits budget_bytes, or None.
 
     `steps_fn(params, level)` gives per-tensor steps; file size grows with the level (bisection).
@@ -108,36 +109,35 @@ def _search_level(model: Siren, dims: tuple, budget_bytes: int, steps_fn, lo: fl
     return best
 
 
-def _flat_file(pixels: np.ndarray, dims: tuple, kinds=None) -> bytes:
+def _flat_file(pixels: np.ndarray, arch: int, dims: tuple, kinds=None) -> bytes:
     """The trivial fallback: a network whose weights are all zero and whose output bias is the mean colour."""
     width, height, channels, hidden_width, hidden_layers, omega0 = dims
-    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+    model = build_network(arch, channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+    params = model.parameters_in_file_order()
     with torch.no_grad():
-        for p in model.parameters_in_file_order():
+        for p in params:
             p.zero_()
         mean = pixels.reshape(-1, channels).astype(np.float64).mean(axis=0) / 127.5 - 1.0
-        model.out.bias.copy_(torch.from_numpy(mean.astype(np.float32)))
-    steps = [1.0] * (len(model.parameters_in_file_order()) - 1) + [FLAT_BIAS_STEP]
+        params[-1].copy_(torch.from_numpy(mean.astype(np.float32)))  # the output layer's bias
+    steps = [1.0] * (len(params) - 1) + [FLAT_BIAS_STEP]
     return _serialize(model, steps, dims, kinds)
 
 
-def new_siren(dims: tuple, seed: int, device, *, meta: bool) -> tuple[Siren, str]:
-    """A fresh network for `dims`: seeded SIREN init, or the packaged meta-learned one when `meta`
-    and one exists for this network. Returns (model, "meta" or "random")."""
+def new_network(arch: int, dims: tuple, seed: int, device, *, meta: bool) -> tuple[torch.nn.Module, str]:
+    """A fresh network of family `arch` for `dims`: seeded init, or the packaged meta-learned one when
+    `meta` and one exists for this network (SIRENs only). Returns (model, "meta" or "random")."""
     width, height, channels, hidden_width, hidden_layers, omega0 = dims
     torch.manual_seed(seed)
-    model = Siren(channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
-    tensors = find_init(channels, hidden_width, hidden_layers, omega0) if meta else None
+    model = build_network(arch, channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+    tensors = find_init(channels, hidden_width, hidden_layers, omega0) if meta and arch == bitstream.SIREN else None
     if tensors is not None:
-        with torch.no_grad():
-            for p, t in zip(model.parameters_in_file_order(), tensors):
-                p.copy_(torch.from_numpy(t))
+        load_weights(model, tensors)
     return model.to(device), "meta" if tensors is not None else "random"
 
 
 def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_steps: int, flat_mse: float,
                        deadline: float | None, device, run: dict):
-    """Fit a fresh SIREN; restart (FIT_ATTEMPTS) while a fit is no better than a flat image.
+    """Fit a fresh network of cfg's family; restart (FIT_ATTEMPTS) while a fit is no better than a flat image.
 
     The first attempt starts from the meta-learned init when cfg.init is "meta" (and one exists);
     restarts start from seeded random inits. Returns (model, generator, last PhaseResult, attempts,
@@ -147,12 +147,12 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
     steps_done = 0
     for attempt, (lr_factor, seed_offset) in enumerate(FIT_ATTEMPTS, start=1):
         seed = cfg.seed + seed_offset
-        model, init = new_siren(dims, seed, device, meta=cfg.init == "meta" and attempt == 1)
+        model, init = new_network(cfg.arch_id, dims, seed, device, meta=cfg.init == "meta" and attempt == 1)
         generator = torch.Generator(device=device).manual_seed(seed)
         warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
         check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
         checked = flat_mse > FLAT_IMAGE_MSE and fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
-        phase = Phase("fit", fit_steps, cfg.lr * lr_factor, lr_scales=siren_lr_scales(model, cfg.lr_scaling),
+        phase = Phase("fit", fit_steps, cfg.fit_lr * lr_factor, lr_scales=lr_scales(model, cfg.lr_scaling),
                       warmup_steps=warmup, deadline=deadline, check_step=check_step if checked else None,
                       check_mse=flat_mse * FLAT_BAR if checked else None)
         fitted = optimise(model, coords, target, phase, generator=generator, **run)
@@ -160,7 +160,7 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
         if fitted.failure is None:
             break
         if attempt < len(FIT_ATTEMPTS):
-            next_lr, next_seed = cfg.lr * FIT_ATTEMPTS[attempt][0], cfg.seed + FIT_ATTEMPTS[attempt][1]
+            next_lr, next_seed = cfg.fit_lr * FIT_ATTEMPTS[attempt][0], cfg.seed + FIT_ATTEMPTS[attempt][1]
             progress.message(f"fit did not learn: {fitted.failure}; restarting with learning rate {next_lr:.3g}, seed {next_seed}")
         else:
             progress.message(f"fit did not learn: {fitted.failure}; giving up on fitting")
@@ -171,6 +171,7 @@ def _fit_with_restarts(cfg: EncoderConfig, dims: tuple, coords, target, *, fit_s
 class EncodePlan:
     """What an encode of one image will do, fixed before any fitting: network, batch, steps per phase."""
 
+    arch: int  # the network family's id
     dims: tuple  # (width, height, channels, hidden_width, hidden_layers, omega0)
     batch_pixels: int
     phase_steps: dict  # "fit", "prune", "qat" -> steps
@@ -191,18 +192,18 @@ def plan_encode(shape: tuple, cfg: EncoderConfig, device) -> EncodePlan:
         n_params = params_for_rate(target_bpp or 0.3, width, height, sparsity=cfg.sparsity)
         hidden_width, hidden_layers = choose_architecture(cfg, n_params, channels, device_type=device.type,
                                                           pixels=height * width, batch_pixels=batch)
-        smallest = parameter_count(MIN_WIDTH, MIN_LAYERS, channels)
+        smallest = parameter_count(cfg.arch_id, MIN_WIDTH, MIN_LAYERS, channels)
         if n_params < smallest and cfg.bpp is not None:
             need = rate_for_params(smallest, width, height, sparsity=cfg.sparsity)
             raise OptionError(f"bpp target {cfg.bpp:g} is too low for a {width}x{height} image: "
                               f"the smallest network needs about {need:.3g} bpp")
-    omega0 = float(np.float32(cfg.omega0))
+    omega0 = float(np.float32(cfg.omega0)) if architectures.ARCHITECTURES[cfg.arch_id].uses_omega0 else 1.0
     plan = plan_steps(cfg, device_type=device.type, pixels=height * width, batch_pixels=batch,
                       hidden_width=hidden_width, hidden_layers=hidden_layers, channels=channels)
     shares = {"qat": cfg.qat_fraction, "prune": 0.05 if cfg.sparsity > 0 else 0.0}
     phase_steps = {name: int(plan.steps * share) for name, share in shares.items()}
     phase_steps["fit"] = max(1, plan.steps - sum(phase_steps.values()))
-    return EncodePlan(dims=(width, height, channels, hidden_width, hidden_layers, omega0), batch_pixels=batch,
+    return EncodePlan(arch=cfg.arch_id, dims=(width, height, channels, hidden_width, hidden_layers, omega0), batch_pixels=batch,
                       phase_steps=phase_steps, shares=shares, time_cap=plan.time_cap, budget_bytes=budget_bytes)
 
 
@@ -224,7 +225,7 @@ class RateControl:
     controlled: bool  # the level was searched to meet budget_bytes
 
 
-def choose_quantization(model: Siren, plan: EncodePlan, cfg: EncoderConfig, progress: Progress) -> RateControl:
+def choose_quantization(model: torch.nn.Module, plan: EncodePlan, cfg: EncoderConfig, progress: Progress) -> RateControl:
     """The finest quantization whose file meets the rate target (or the fixed --bits)."""
     width, height = plan.dims[0], plan.dims[1]
     params = model.parameters_in_file_order()
@@ -248,7 +249,7 @@ def choose_quantization(model: Siren, plan: EncodePlan, cfg: EncoderConfig, prog
     return RateControl(steps_fn, level, levels, True)
 
 
-def finish_file(model: Siren, plan: EncodePlan, cfg: EncoderConfig, rate: RateControl, pixels: np.ndarray, *,
+def finish_file(model: torch.nn.Module, plan: EncodePlan, cfg: EncoderConfig, rate: RateControl, pixels: np.ndarray, *,
                 flat_mse: float, fit_failed: bool, device, progress: Progress) -> tuple[bytes, float, bool, list[float]]:
     """Serialize the fine-tuned model, meet the rate, decode and check against the flat image.
 
@@ -266,7 +267,7 @@ def finish_file(model: Siren, plan: EncodePlan, cfg: EncoderConfig, rate: RateCo
     quality = psnr(decode_array(data, device=str(device)), pixels)
     fallback = False
     if fit_failed or quality < mse_to_psnr(flat_mse) + FALLBACK_MARGIN_DB:
-        flat_data = _flat_file(pixels, plan.dims, cfg.entropy_models)
+        flat_data = _flat_file(pixels, plan.arch, plan.dims, cfg.entropy_models)
         flat_quality = psnr(decode_array(flat_data, device=str(device)), pixels)
         if flat_quality > quality:
             progress.message(f"the fitted network decodes to {quality:.2f} dB, below a flat image's {flat_quality:.2f} dB; "
@@ -328,5 +329,5 @@ def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
         seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
         hidden_width=plan.dims[3], hidden_layers=plan.dims[4], quant_step=qsteps[0],
         sparsity=cfg.sparsity, target_bpp=cfg.target_bpp, fit_attempts=attempts, time_capped=stopped_early,
-        flat_fallback=fallback, init=init,
+        flat_fallback=fallback, init=init, arch=cfg.arch,
     )

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .siren import Siren
 
-
-def magnitude_masks(model: Siren, sparsity: float) -> list[torch.Tensor]:
+def magnitude_masks(model: torch.nn.Module, sparsity: float) -> list[torch.Tensor]:
     """0/1 masks, one per parameter in file order, removing the `sparsity` fraction of smallest weights
     of every weight matrix. Bias masks are all ones."""
     masks = []
@@ -20,7 +18,7 @@ def magnitude_masks(model: Siren, sparsity: float) -> list[torch.Tensor]:
     return masks
 
 
-def apply_masks(model: Siren, masks: list[torch.Tensor]) -> None:
+def apply_masks(model: torch.nn.Module, masks: list[torch.Tensor]) -> None:
     """Zero the pruned weights in place."""
     with torch.no_grad():
         for param, mask in zip(model.parameters_in_file_order(), masks):

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from bitstream import layer_sizes
+from bitstream import SIREN, layer_sizes
 
 
 class SineLayer(nn.Module):
@@ -33,6 +33,8 @@ class Siren(nn.Module):
         hidden_layers: number of sine layers.
         omega0: frequency factor of every sine layer (30 in the paper).
     """
+
+    arch_id = SIREN
 
     def __init__(self, *, channels: int, hidden_width: int, hidden_layers: int, omega0: float = 30.0):
         super().__init__()
@@ -63,27 +65,3 @@ class Siren(nn.Module):
             params += [lin.weight, lin.bias]
         return params
 
-
-#: layers wider than this get a proportionally smaller fitting learning rate (lr_scaling "width")
-LR_REFERENCE_WIDTH = 96
-
-
-def siren_lr_scales(model: Siren, mode: str) -> tuple[float, ...]:
-    """Per-tensor learning-rate multipliers in file order (weight and bias of each layer).
-
-    "none": 1 everywhere. "width": layers after the first get min(1, LR_REFERENCE_WIDTH / fan_in).
-    Adam moves every weight by about the learning rate per step, whatever its scale, and a layer
-    sums fan_in such moves: the change of its pre-activation per step grows with the width (times
-    omega0 in a sine layer). Past a width, the first steps throw the network into a state that never
-    learns (measured on Kodak 768x512, 8 layers, with warm-up: width 320 stays at a flat image's PSNR
-    at lr 1e-3 and learns at 5e-4; width 160 learns at 2e-3). The first layer's fan-in is the 2
-    coordinates, so it keeps the full rate.
-    """
-    n = len(model.parameters_in_file_order())
-    if mode == "none":
-        return (1.0,) * n
-    scales = []
-    for k, lin in enumerate(model.linears()):
-        fan_in = lin.weight.shape[1]
-        scales += [1.0 if k == 0 else min(1.0, LR_REFERENCE_WIDTH / fan_in)] * 2
-    return tuple(scales)

@@ -19,20 +19,23 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+import bitstream
+
 from .config import EncoderConfig, warmup_steps
 from .devices import resolve_device
 from .encoder import (
     CHECK_FRACTION, FLAT_BAR, FLAT_IMAGE_MSE, MIN_CHECKED_STEPS, EncodePlan, EncodeResult, choose_quantization,
-    encode_pixels, finish_file, image_tensors, new_siren, plan_encode,
+    encode_pixels, finish_file, image_tensors, new_network, plan_encode,
 )
 from .errors import OptionError
+from .families import lr_scales
 from .fitting import (
     HEALTHY_RATIO, LOSS_SMOOTHING, MAX_ROLLBACKS, ROLLBACK_LR_CUT, SNAPSHOT_EVERY, SPIKE_RATIO, Phase, adam_moments,
     lr_factor,
 )
 from .progress import Progress
 from .quantization import fake_quantize
-from .siren import Siren, siren_lr_scales
+from .siren import Siren
 
 #: bytes of activations one image may keep for the backward pass per stacked step (GPU memory guard)
 DEFAULT_GROUP_BYTES = 40 * 2**30
@@ -226,6 +229,8 @@ def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes:
     stacked step keeps for its backward pass, and so how many images share one step.
     """
     cfg = config.validated()
+    if cfg.arch_id != bitstream.SIREN:
+        raise OptionError(f"stacked encoding fits SIRENs only, not architecture {cfg.arch!r}")
     if cfg.sparsity > 0:
         raise OptionError("stacked encoding does not prune: use sparsity 0")
     if cfg.time_budget is not None:
@@ -258,7 +263,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
     flat = [f for _, _, f in tensors]
     models, init = [], "random"
     for own in plans:  # as in a single encode: every network starts from the same seeded (or meta-learned) init
-        model, init = new_siren(own.dims, cfg.seed, device, meta=cfg.init == "meta")
+        model, init = new_network(own.arch, own.dims, cfg.seed, device, meta=cfg.init == "meta")
         models.append(model)
     stack = StackedSiren(models)
     fit_steps = plan.phase_steps["fit"]
@@ -266,7 +271,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
     check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
     checked = fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
     bars = torch.tensor([f * FLAT_BAR if f > FLAT_IMAGE_MSE else math.inf for f in flat], device=device)
-    phase = Phase("fit", fit_steps, cfg.lr, lr_scales=siren_lr_scales(models[0], cfg.lr_scaling),
+    phase = Phase("fit", fit_steps, cfg.fit_lr, lr_scales=lr_scales(models[0], cfg.lr_scaling),
                   warmup_steps=warmup, check_step=check_step if checked else None)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the pixel draws of a single encode
     batching = dict(batch_pixels=plan.batch_pixels, generator=generator)

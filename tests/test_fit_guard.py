@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import bitstream
+
 from codec.config import EncoderConfig, StepPlan, plan_steps, warmup_steps
 from codec.encoder import encode_pixels
+from codec.families import LR_REFERENCE_WIDTH, lr_scales
 from codec.fitting import Phase, lr_factor, mse_to_psnr
 from codec.metrics import psnr
-from codec.siren import LR_REFERENCE_WIDTH, Siren, siren_lr_scales
+from codec.siren import Siren
 
 from conftest import quick_config, smooth_image
 
@@ -56,11 +59,11 @@ def test_warmup_then_cosine_schedule():
 
 
 def test_wide_layers_get_smaller_learning_rates():
-    narrow = siren_lr_scales(Siren(channels=3, hidden_width=LR_REFERENCE_WIDTH, hidden_layers=3), "width")
+    narrow = lr_scales(Siren(channels=3, hidden_width=LR_REFERENCE_WIDTH, hidden_layers=3), "width")
     assert narrow == (1.0,) * 8
-    wide = siren_lr_scales(Siren(channels=3, hidden_width=4 * LR_REFERENCE_WIDTH, hidden_layers=3), "width")
+    wide = lr_scales(Siren(channels=3, hidden_width=4 * LR_REFERENCE_WIDTH, hidden_layers=3), "width")
     assert wide == (1.0, 1.0) + (0.25,) * 6  # the first layer (fan-in 2) keeps the full rate
-    assert siren_lr_scales(Siren(channels=3, hidden_width=400, hidden_layers=3), "none") == (1.0,) * 8
+    assert lr_scales(Siren(channels=3, hidden_width=400, hidden_layers=3), "none") == (1.0,) * 8
 
 
 def plan(**cfg):
@@ -141,13 +144,13 @@ def test_divergence_guard_gives_up_after_max_rollbacks():
 
 def _fit_smooth_image_hot(monkeypatch, max_rollbacks):
     import codec.fitting
-    from codec.encoder import image_tensors, new_siren
+    from codec.encoder import image_tensors, new_network
     from codec.fitting import optimise
     from codec.progress import Progress
 
     monkeypatch.setattr(codec.fitting, "MAX_ROLLBACKS", max_rollbacks)
     coords, target, _ = image_tensors(smooth_image(48, 64, 3, seed=3), "cpu")
-    model, _ = new_siren((64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)
+    model, _ = new_network(bitstream.SIREN, (64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)
     return optimise(model, coords, target, Phase("fit", 300, 5e-3, warmup_steps=15), batch_pixels=512,
                     generator=torch.Generator().manual_seed(0), progress=Progress(enabled=False))
 

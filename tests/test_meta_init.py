@@ -9,7 +9,7 @@ import bitstream
 import codec.meta_init as meta_init
 from benchmarks import train_init
 from codec.config import EncoderConfig
-from codec.encoder import encode_pixels, new_siren
+from codec.encoder import encode_pixels, new_network
 from codec.errors import OptionError
 
 from conftest import smooth_image
@@ -43,7 +43,7 @@ def test_training_writes_a_loadable_init_and_is_reproducible(trained, tmp_path):
 def test_encoder_starts_from_the_meta_init(trained, monkeypatch):
     monkeypatch.setattr(meta_init, "INIT_DIR", trained)
     config = EncoderConfig(hidden_width=12, hidden_layers=2, bits=8, steps=60, device="cpu", init="meta")
-    model, init = new_siren((36, 24, 3, 12, 2, 30.0), 0, "cpu", meta=True)
+    model, init = new_network(bitstream.SIREN, (36, 24, 3, 12, 2, 30.0), 0, "cpu", meta=True)
     assert init == "meta"
     for p, t in zip(model.parameters_in_file_order(), meta_init.find_init(3, 12, 2, 30.0)):
         assert np.array_equal(p.detach().numpy(), t)

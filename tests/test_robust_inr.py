@@ -161,7 +161,7 @@ def test_zero_length_header():
     ("channels", 0, "'channels'"),
     ("channels", 4, "'channels'"),
     ("arch", 0, "'arch'"),
-    ("arch", 2, "'arch'"),
+    ("arch", 3, "'arch'"),
     ("hidden_width", 0, "'hidden_width'"),
     ("hidden_width", 1025, "'hidden_width'"),
     ("hidden_width", 0xFFFF, "'hidden_width'"),

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+import bitstream
+
 from codec import decode
 from codec.config import EncoderConfig
 from codec.encoder import encode_pixels
@@ -88,14 +90,14 @@ def _hot_fit(images, monkeypatch, max_rollbacks=4):
     """The spiking fit of test_fit_guard (64x5 SIREN, lr 5e-3, 512-pixel batches), stacked."""
     import codec.fitting
     import codec.stacked
-    from codec.encoder import image_tensors, new_siren
+    from codec.encoder import image_tensors, new_network
     from codec.fitting import Phase, mse_to_psnr
     from codec.progress import Progress
     from codec.stacked import fit_stacked
 
     monkeypatch.setattr(codec.stacked, "MAX_ROLLBACKS", max_rollbacks)
     tensors = [image_tensors(p, "cpu") for p in images]
-    stack = StackedSiren([new_siren((64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)[0] for _ in images])
+    stack = StackedSiren([new_network(bitstream.SIREN, (64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)[0] for _ in images])
     best, failed = fit_stacked(stack, torch.stack([c for c, _, _ in tensors]), torch.stack([t for _, t, _ in tensors]),
                                Phase("fit", 300, 5e-3, warmup_steps=15), progress=Progress(enabled=False),
                                batch_pixels=512, generator=torch.Generator().manual_seed(0))
@@ -103,12 +105,12 @@ def _hot_fit(images, monkeypatch, max_rollbacks=4):
 
 
 def _single_hot_fit(pixels):
-    from codec.encoder import image_tensors, new_siren
+    from codec.encoder import image_tensors, new_network
     from codec.fitting import Phase, mse_to_psnr, optimise
     from codec.progress import Progress
 
     coords, target, _ = image_tensors(pixels, "cpu")
-    model, _ = new_siren((64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)
+    model, _ = new_network(bitstream.SIREN, (64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)
     result = optimise(model, coords, target, Phase("fit", 300, 5e-3, warmup_steps=15), batch_pixels=512,
                       generator=torch.Generator().manual_seed(0), progress=Progress(enabled=False))
     return mse_to_psnr(result.best_mse)
