@@ -1,7 +1,7 @@
 """An independent `.inr` reader written from bitstream/FORMAT.md alone.
 
 It parses files with plain `struct`, `zlib`, numpy and constriction (none of bitstream's parsing
-code), evaluates the SIREN in float32 numpy and checks that it agrees with the reference:
+code), evaluates the network (SIREN, arch 1, or Poly-INR, arch 2) in float32 numpy and checks that it agrees with the reference:
 dequantized weights bit-for-bit, rendered pixels within one level (and equal for >= 99%).
 """
 from __future__ import annotations
@@ -39,9 +39,12 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise SpecError("varint too long")
 
 
-def spec_shapes(hidden_width: int, hidden_layers: int, channels: int) -> list[tuple[int, ...]]:
+def spec_shapes(arch: int, hidden_width: int, hidden_layers: int, channels: int) -> list[tuple[int, ...]]:
+    w, shapes = hidden_width, []
+    if arch == 2:  # FORMAT.md 4.2, Poly-INR: input layer, L-1 x (coordinate map, linear map), output
+        shapes = [(w, 2), (w,)] + [(w, 2), (w,), (w, w), (w,)] * (hidden_layers - 1)
+        return shapes + [(channels, w), (channels,)]
     dims = [2] + [hidden_width] * hidden_layers + [channels]
-    shapes: list[tuple[int, ...]] = []
     for fan_in, fan_out in zip(dims[:-1], dims[1:]):
         shapes += [(fan_out, fan_in), (fan_out,)]
     return shapes
@@ -71,8 +74,10 @@ def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
     names = ("width", "height", "channels", "arch", "hidden_width", "hidden_layers", "omega0", "init_id")
     hdr = dict(zip(names, struct.unpack_from(FIXED, head, 0)))
     assert struct.calcsize(FIXED) == 14
-    assert hdr["arch"] == 1 and hdr["init_id"] == 0
-    shapes = spec_shapes(hdr["hidden_width"], hdr["hidden_layers"], hdr["channels"])
+    assert hdr["arch"] in (1, 2) and hdr["init_id"] == 0
+    if hdr["arch"] == 2 and hdr["omega0"] != 1.0:
+        raise SpecError("omega0 of a Poly-INR")
+    shapes = spec_shapes(hdr["arch"], hdr["hidden_width"], hdr["hidden_layers"], hdr["channels"])
     pos = 14
     records = []
     for _ in shapes:
@@ -141,15 +146,21 @@ def spec_axis(n: int) -> np.ndarray:
 
 
 def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    """Evaluate the SIREN on a height x width pixel-centre grid, float32 throughout; uint8 (H, W, C)."""
+    """Evaluate the network on a height x width pixel-centre grid, float32 throughout; uint8 (H, W, C)."""
     yy, xx = np.meshgrid(spec_axis(height), spec_axis(width), indexing="ij")
-    h = np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)  # (N, 2): x first
-    omega0 = np.float32(hdr["omega0"])
-    layers = [(weights[2 * k], weights[2 * k + 1]) for k in range(len(weights) // 2)]
-    for w, b in layers[:-1]:
-        h = np.sin(omega0 * (h @ w.T + b))
-    w, b = layers[-1]
-    y = h @ w.T + b
+    p = np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)  # (N, 2): x first
+    if hdr["arch"] == 2:  # FORMAT.md 8.1, Poly-INR
+        h = p @ weights[0].T + weights[1]
+        for k in range(2, len(weights) - 2, 4):
+            a, a_b, w, b = weights[k : k + 4]
+            z = (h * (p @ a.T + a_b)) @ w.T + b
+            h = np.where(z >= 0, z, np.float32(0.2) * z)
+    else:
+        omega0 = np.float32(hdr["omega0"])
+        h = p
+        for k in range(0, len(weights) - 2, 2):
+            h = np.sin(omega0 * (h @ weights[k].T + weights[k + 1]))
+    y = h @ weights[-2].T + weights[-1]
     assert y.dtype == np.float32
     v = np.rint((y + np.float32(1.0)) * np.float32(127.5))
     return np.clip(v, 0, 255).astype(np.uint8).reshape(height, width, -1)
@@ -158,7 +169,7 @@ def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -
 # --- the checks against the reference implementation --------------------------------------------
 
 
-def _encode(channels: int, seed: int) -> bytes:
+def _encode(channels: int, seed: int, arch: str = "siren") -> bytes:
     from codec.config import EncoderConfig
     from codec.encoder import encode_pixels
 
@@ -167,7 +178,7 @@ def _encode(channels: int, seed: int) -> bytes:
     # a smooth image, so the fitted network beats a flat image (noise would get the flat fallback,
     # whose weights are all zero and exercise too few of the format's models)
     img = smooth_image(12, 20, channels, seed=seed)
-    cfg = EncoderConfig(hidden_width=8, hidden_layers=2, bits=6, steps=60, device="cpu")
+    cfg = EncoderConfig(hidden_width=8, hidden_layers=2 if arch == "siren" else 3, bits=6, steps=60, device="cpu", arch=arch)
     result = encode_pixels(img, cfg)
     assert not result.flat_fallback
     return result.data
@@ -199,7 +210,9 @@ def _all_models_variant(data: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     rgb = _encode(3, 0)
-    return {"rgb": rgb, "gray": _encode(1, 1), "all-models": _all_models_variant(rgb)}
+    poly = _encode(3, 2, "poly")
+    return {"rgb": rgb, "gray": _encode(1, 1), "all-models": _all_models_variant(rgb), "poly": poly,
+            "poly-all-models": _all_models_variant(poly)}
 
 
 def _reference_pixels(data: bytes, **size) -> np.ndarray:
@@ -215,7 +228,7 @@ def _compare(mine: np.ndarray, ref: np.ndarray) -> tuple[int, float]:
     return int(diff.max()), float((diff == 0).mean())
 
 
-@pytest.mark.parametrize("name", ["rgb", "gray", "all-models"])
+@pytest.mark.parametrize("name", ["rgb", "gray", "all-models", "poly", "poly-all-models"])
 def test_independent_reader_matches_reference(files, name):
     import bitstream
 
@@ -226,7 +239,8 @@ def test_independent_reader_matches_reference(files, name):
     for mine, ref in zip(weights, ref_weights):
         assert mine.dtype == ref.dtype == np.float32 and mine.shape == ref.shape
         assert np.array_equal(mine.view(np.uint32), ref.view(np.uint32))
-    if name == "all-models":
+    assert hdr["arch"] == (2 if name.startswith("poly") else 1)
+    if name.endswith("all-models"):
         assert [r["kind"] for r in hdr["records"]][0] == HISTOGRAM
         assert hdr["records"][-1]["kind"] == ZERO and LAPLACE in [r["kind"] for r in hdr["records"]]
         assert hdr["records"][2]["kind"] in (LAPLACE, SPARSE_LAPLACE)
@@ -237,10 +251,11 @@ def test_independent_reader_matches_reference(files, name):
     assert mine.shape[2] == hdr["channels"]
 
 
-def test_independent_render_at_other_sizes(files):
-    hdr, weights = spec_read(files["rgb"])
+@pytest.mark.parametrize("name", ["rgb", "poly"])
+def test_independent_render_at_other_sizes(files, name):
+    hdr, weights = spec_read(files[name])
     for w, h in ((7, 5), (41, 23)):
-        max_diff, equal = _compare(spec_render(hdr, weights, w, h), _reference_pixels(files["rgb"], size=(w, h)))
+        max_diff, equal = _compare(spec_render(hdr, weights, w, h), _reference_pixels(files[name], size=(w, h)))
         assert max_diff <= 1 and equal >= 0.99, (w, h, max_diff, equal)
 
 
