@@ -58,6 +58,8 @@ VARIANTS = {
     # issue 8, item 3: the sine layers' frequency factor at full size (default 30, the SIREN paper's)
     "omega0 20 (default 30)": {"omega0": 20.0},
     "omega0 40 (default 30)": {"omega0": 40.0},
+    # issue 8, item 3: the Poly-INR family (architecture 2) at its own learning rate (1e-2)
+    "Poly-INR (architecture 2, --arch poly)": {"arch": "poly"},
 }
 
 
@@ -89,6 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None)
     p.add_argument("--variants", default=None, help="'|'-separated subset of variant names (default: all; 'full' is always run)")
+    p.add_argument("--full-from", default=None, metavar="ABLATION_JSON",
+                   help="take the 'full' rows from an earlier ablation.json of the same images, rates and steps instead "
+                        "of re-encoding them (only valid when the default encoder's bytes have not changed since)")
     args = p.parse_args(argv)
     bpps = [float(b) for b in args.bpps.split(",")]
     images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
@@ -108,9 +113,18 @@ def main(argv=None) -> int:
         jpeg_points.append({"quality": q, "bpp": float(np.mean(rates)), "psnr": float(np.mean(quals))})
 
     chosen = VARIANTS if args.variants is None else {k: VARIANTS[k] for k in args.variants.split("|")}
-    if "full" not in chosen:
+    results, reused = {}, None
+    if args.full_from is not None:
+        earlier = json.loads(Path(args.full_from).read_text())
+        same = (earlier["meta"]["images"] == [im.describe() for im in images] and earlier["meta"]["steps"] == args.steps
+                and earlier["meta"]["target_bpps"] == bpps)
+        if not same:
+            p.error(f"{args.full_from} is of other images, rates or steps")
+        results["full"] = next(row["points"] for row in earlier["variants"] if row["variant"] == "full")
+        reused = {"file": args.full_from, "commit": earlier["meta"]["commit"], "date": earlier["meta"]["date"]}
+        chosen = {k: v for k, v in chosen.items() if k != "full"}
+    elif "full" not in chosen:
         chosen = {"full": {}, **chosen}
-    results = {}
     for variant, overrides in chosen.items():
         points = []
         for bpp in bpps:
@@ -139,7 +153,8 @@ def main(argv=None) -> int:
     meta = {"command": " ".join([sys.executable, "-m", "benchmarks.ablation", *(argv or sys.argv[1:])]),
             "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device": args.device, "torch": torch.__version__, "platform": platform.platform(),
-            "dataset": name, "images": [im.describe() for im in images], "steps": args.steps, "target_bpps": bpps}
+            "dataset": name, "images": [im.describe() for im in images], "steps": args.steps, "target_bpps": bpps,
+            "full_reused_from": reused}
     (out / "ablation.json").write_text(json.dumps({"meta": meta, "jpeg420": jpeg_points, "variants": rows}, indent=2))
 
     def fmt(v):
@@ -148,6 +163,8 @@ def main(argv=None) -> int:
     steps_text = f"{args.steps} steps" if args.steps else "default CPU plan (150 s budget)"
     lines = [f"# Ablation on {name} ({len(images)} images, {steps_text}, {args.device})", "",
              f"Command: `{meta['command']}`  ", f"Commit: `{meta['commit']}`, date {meta['date']}, torch {meta['torch']}.", "",
+             *([f"The 'full' rows are reused from `{reused['file']}` (commit `{reused['commit']}`, {reused['date']}).", ""]
+               if reused else []),
              "BD-rate (PCHIP, overlapping PSNR range; negative is better) against JPEG 4:2:0 on the same images, "
              "and against the full encoder.", "",
              "| variant | BD-rate vs JPEG 4:2:0 | BD-rate vs full | " + " | ".join(f"{b} bpp target" for b in bpps) + " |",
