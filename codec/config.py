@@ -37,8 +37,9 @@ EST_BITS_PER_WEIGHT = 6.5  #: entropy-coded 8-bit weight, measured on Kodak crop
 EST_HEADER_BYTES_PER_TENSOR = 7
 DEFAULT_ARCH = "siren"  #: the family an encode uses unless told (`--arch`); see the ablation table
 #: fitting learning rate of each family (warm-up, then cosine decay). SIREN: see the ablation table;
-#: Poly-INR: measured on kodim23 768x512 (56 x 6, 40 s, 16k-pixel batches): 2e-3 22.5 dB, 5e-3 23.6,
-#: 1e-2 24.9, 2e-2 25.6 dB (SIREN 58 x 6 at 2e-3: 30.8 dB)
+#: Poly-INR: benchmarks/results/family_probe/ (kodim23 768x512, 56 x 6, 1000 steps of 16k pixels, float):
+#: 2e-3 22.80 dB, 5e-3 23.99, 1e-2 24.78, 2e-2 25.44 (SIREN 58 x 6 at 2e-3: 30.80 dB); 1e-2 measured at
+#: full size in benchmarks/results/ablation_polyinr_full/
 FIT_LR = {"siren": 2e-3, "poly": 1e-2}
 
 
