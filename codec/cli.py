@@ -23,6 +23,7 @@ from .imageio import check_writable, image_bytes, load_pixels, write_atomic
 TORCH_NEEDED = "encoding needs torch, which is not installed (pip install torch==2.13.0); decoding works without it"
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 141  #: 128 + SIGPIPE, what a Unix tool killed by a closed pipe returns
 MAX_INPUT_FILE_BYTES = 1 << 30
 
 
@@ -95,6 +96,15 @@ def _seed(text: str) -> int:
     return value
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout is not a real file (embedded use, tests)
+        pass
+
+
 def _run(body, prog: str) -> int:
     """Run a command body, turning user errors into one line on stderr and an exit code."""
     try:
@@ -105,6 +115,9 @@ def _run(body, prog: str) -> int:
     except OptionError as exc:
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # stdout closed early (`inr-info f.inr | head`): stop quietly, as Unix tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         text = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"{prog}: error: {_one_line(text)}", file=sys.stderr)

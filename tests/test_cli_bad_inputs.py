@@ -240,3 +240,18 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     assert out.read_bytes() == b"abc"
     assert out.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["x.inr"]
+
+
+def test_info_into_a_closed_pipe_stops_quietly(tmp_path):
+    """`inr-info f.inr | head -c 1`-style use: no traceback, no error line, exit 141 (128 + SIGPIPE)."""
+    from benchmarks.fuzz_inr import crafted_file
+
+    path = tmp_path / "a.inr"
+    path.write_bytes(crafted_file(np.random.default_rng(0), channels=3, hidden_width=8, hidden_layers=2, width=9,
+                                  height=7, kinds=(bitstream.LAPLACE,)))
+    child = (f"import sys, time; time.sleep(0.5); from codec.cli import info_main; "
+             f"sys.exit(info_main([{str(path)!r}]))")
+    script = f'"{sys.executable}" -c "{child}" 2> "{tmp_path / "err.txt"}" | true; echo "${{PIPESTATUS[0]}}"'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "141", proc
+    assert (tmp_path / "err.txt").read_text() == ""
