@@ -12,6 +12,7 @@ from typing import Callable
 SIREN = 1
 POLY = 2
 IN_FEATURES = 2  # (x, y) coordinates
+POLY_NEGATIVE_SLOPE = 0.2  #: LeakyReLU slope of every Poly-INR hidden layer (FORMAT.md §8.1)
 
 Shapes = list[tuple[int, ...]]
 

@@ -70,10 +70,6 @@ def siren(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, orde
     return Evaluation(values, jacobian, hessian)
 
 
-#: LeakyReLU negative slope of the Poly-INR family (FORMAT.md §4.2; codec.polyinr.NEGATIVE_SLOPE)
-POLY_NEGATIVE_SLOPE = 0.2
-
-
 def poly(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, order: int = 0) -> Evaluation:
     """Poly-INR: h <- W0 x + b0; per further layer h <- lrelu(W (h * (A x + a)) + b); linear output.
 
@@ -82,7 +78,7 @@ def poly(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, order
     dp = dh * m + h * A[:, k], d2p = d2h * m + 2 dh * A[:, k], dh' = s(z) W dp, d2h' = s(z) W d2p.
     """
     dtype = coords.dtype
-    slope = dtype.type(POLY_NEGATIVE_SLOPE)
+    slope = dtype.type(architectures.POLY_NEGATIVE_SLOPE)
     w = [t.astype(dtype, copy=False) for t in weights]
     first_w, first_b, out_w, out_b = w[0], w[1], w[-2], w[-1]
     h = coords @ first_w.T

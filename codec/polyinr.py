@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from bitstream import POLY
+from bitstream.architectures import POLY_NEGATIVE_SLOPE
 
-NEGATIVE_SLOPE = 0.2  #: part of the format (FORMAT.md §4.2): LeakyReLU slope of every hidden layer
 #: initial coordinate maps A_k x + a_k: weights uniform in +-COORD_WEIGHT_BOUND, biases uniform in
 #: COORD_BIAS_RANGE (a factor near 1 at the start, so the first steps see a plain MLP); an ad hoc
 #: probe on kodim23 768x512 (56 x 6, 40 s, lr 1e-2, float) gave 24.9 dB with the scale 2 below
@@ -55,7 +55,7 @@ class PolyInr(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         h = self.first(coords)
         for coord_map, layer in zip(self.coord_maps, self.hidden):
-            h = nn.functional.leaky_relu(layer(h * coord_map(coords)), NEGATIVE_SLOPE)
+            h = nn.functional.leaky_relu(layer(h * coord_map(coords)), POLY_NEGATIVE_SLOPE)
         return self.out(h)
 
     def parameters_in_file_order(self) -> list[nn.Parameter]:
