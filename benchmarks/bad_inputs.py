@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import bitstream
+
 #: fast encoder options for the cases that succeed (sub-second on a CPU)
 FAST = ["--steps", "5", "--bpp", "4", "-q"]
 
@@ -116,7 +118,7 @@ def make_inr_inputs(folder: Path) -> dict[str, Path]:
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x10
     future = bytearray(good)
-    future[4] = 2
+    future[4] = bitstream.VERSION + 1
     files = {
         "good.inr": good,
         "truncated.inr": good[: len(good) // 2],

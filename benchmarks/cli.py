@@ -129,15 +129,15 @@ def _cpu_name() -> str:
 
 def _make_codec(name: str, args) -> object:
     cls = REGISTRY[name]
-    if cls is InrCodec:
-        return InrCodec(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
+    if issubclass(cls, InrCodec):  # both families of our codec take the --inr-* options
+        return cls(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
                         batched=args.inr_batched, tf32=args.inr_tf32,
                         init=args.inr_init, batch_pixels=args.inr_batch_pixels)
     return cls()
 
 
 def _settings(codec, args) -> list:
-    if codec.name == InrCodec.name:
+    if isinstance(codec, InrCodec):
         values = args.inr_bpps
     else:
         overrides = dict(args.points)

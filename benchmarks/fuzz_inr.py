@@ -44,9 +44,14 @@ _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80
 
 
 def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, hidden_layers: int,
-                 width: int, height: int, kinds: tuple[int, ...], arch: int = bitstream.SIREN) -> bytes:
-    """A valid file of family `arch` built with the format writer, using the given model kinds in turn."""
-    shapes = bitstream.tensor_shapes(arch, hidden_width, hidden_layers, channels)
+                 width: int, height: int, kinds: tuple[int, ...], arch: int = bitstream.SIREN,
+                 latent_levels: int = 3, latent_channels: int = 2) -> bytes:
+    """A valid file of family `arch` built with the format writer, using the given model kinds in turn
+    (`latent_levels`, `latent_channels`: the grids of a family that has them)."""
+    has_grid = bitstream.ARCHITECTURES[arch].has_grid
+    grid_fields = dict(latent_levels=latent_levels, latent_channels=latent_channels) if has_grid else {}
+    grid = bitstream.LatentGrid(width, height, latent_levels, latent_channels) if has_grid else None
+    shapes = bitstream.tensor_shapes(arch, hidden_width, hidden_layers, channels, grid)
     symbols, records = [], []
     for i, shape in enumerate(shapes):
         kind = kinds[i % len(kinds)]
@@ -71,7 +76,7 @@ def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, 
         records.append(TensorRecord(float(np.float16(0.01 * (i + 1))), model))
     omega0 = 30.0 if bitstream.ARCHITECTURES[arch].uses_omega0 else 1.0
     header = Header(width=width, height=height, channels=channels, arch=arch, hidden_width=hidden_width,
-                    hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records))
+                    hidden_layers=hidden_layers, omega0=omega0, init_id=0, tensors=tuple(records), **grid_fields)
     return bitstream.write_file(header, symbols)
 
 
@@ -88,13 +93,22 @@ def work_bomb(rnd: random.Random) -> bytes:
 
     layers = log_uniform(MAX_HIDDEN_LAYERS)
     width, channels, arch = log_uniform(MAX_HIDDEN_WIDTH), rnd.choice((1, 3)), rnd.choice(sorted(bitstream.ARCHITECTURES))
-    n_tensors = len(bitstream.tensor_shapes(arch, width, layers, channels))
-    header = Header(width=log_uniform(MAX_SIDE), height=log_uniform(MAX_SIDE), channels=channels,
+    side_w, side_h = log_uniform(MAX_SIDE), log_uniform(MAX_SIDE)
+    grid_fields, grid = {}, None
+    if bitstream.ARCHITECTURES[arch].has_grid:  # latent grids as large as the declared image
+        from bitstream.architectures import MAX_LATENT_CHANNELS, MAX_LATENT_LEVELS
+
+        grid_fields = dict(latent_levels=rnd.randint(1, MAX_LATENT_LEVELS), latent_channels=rnd.randint(1, MAX_LATENT_CHANNELS))
+        grid = bitstream.LatentGrid(side_w, side_h, grid_fields["latent_levels"], grid_fields["latent_channels"])
+    n_tensors = len(bitstream.tensor_shapes(arch, width, layers, channels, grid))
+    header = Header(width=side_w, height=side_h, channels=channels,
                     arch=arch, hidden_width=width, hidden_layers=layers,
                     omega0=30.0 if bitstream.ARCHITECTURES[arch].uses_omega0 else 1.0, init_id=0,
-                    tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(n_tensors)))
+                    tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(n_tensors)),
+                    **grid_fields)
     head = pack_header(header)
-    body = bitstream.MAGIC + struct.pack("<BH", bitstream.VERSION, len(head)) + head + struct.pack("<I", 0)
+    version = bitstream.header.lowest_version(arch)
+    body = bitstream.MAGIC + struct.pack("<BH", version, len(head)) + head + struct.pack("<I", 0)
     return body + struct.pack("<I", zlib.crc32(body))
 
 
@@ -111,8 +125,10 @@ def corpus(real: bool = True) -> list[bytes]:
                                   kinds=(SPARSE_LAPLACE, LAPLACE, SPARSE_LAPLACE, HISTOGRAM)))
     files.append(crafted_file(rng, channels=3, hidden_width=9, hidden_layers=3, width=14, height=10,
                               kinds=(LAPLACE, HISTOGRAM, ZERO, LAPLACE), arch=bitstream.POLY))  # the Poly-INR family
+    files.append(crafted_file(rng, channels=3, hidden_width=6, hidden_layers=2, width=13, height=9,
+                              kinds=(SPARSE_LAPLACE or LAPLACE, HISTOGRAM, LAPLACE), arch=bitstream.LATENT))  # latent grids
     if real:
-        files += [real_file(), real_file(arch="poly")]
+        files += [real_file(), real_file(arch="poly"), real_file(arch="latent")]
     return files
 
 
@@ -123,7 +139,10 @@ def real_file(hidden_width: int = 16, steps: int = 30, arch: str = "siren") -> b
 
     y, x = np.mgrid[0:12, 0:20]
     arr = np.stack([x * 12, y * 20, (x + y) * 7], -1).astype(np.uint8)
-    cfg = EncoderConfig(hidden_width=hidden_width, hidden_layers=2, bits=8, steps=steps, device="cpu", arch=arch)
+    if arch == "latent":  # the family sizes its own network
+        cfg = EncoderConfig(bits=8, steps=steps, device="cpu", arch=arch)
+    else:
+        cfg = EncoderConfig(hidden_width=hidden_width, hidden_layers=2, bits=8, steps=steps, device="cpu", arch=arch)
     return encode_pixels(arr, cfg).data
 
 

@@ -37,6 +37,7 @@ class InrCodec(Codec):
     setting_name = "target_bpp"
     default_settings = (0.1, 0.25, 0.5, 0.75, 1.5)
     rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
+    arch: str | None = None  # the network family (--arch); None: the codec's default (siren)
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
                  device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,
@@ -81,6 +82,8 @@ class InrCodec(Codec):
         self._precision()
         options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
                        device=self.requested_device, seed=self.seed, progress=False)
+        if self.arch is not None:
+            options["arch"] = self.arch
         if self.init is not None:
             options["init"] = self.init
         self._info = None
@@ -120,7 +123,8 @@ class InrCodec(Codec):
 
     def config(self) -> dict:
         return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
-                "batched": self.batched, "tf32": self.tf32, "init": self.init, "batch_pixels": self.batch_pixels}
+                "batched": self.batched, "tf32": self.tf32, "init": self.init, "batch_pixels": self.batch_pixels,
+                **({"arch": self.arch} if self.arch is not None else {})}
 
     def fingerprint(self) -> dict:
         mod = self._module()
@@ -132,3 +136,15 @@ class InrCodec(Codec):
         except Exception:
             pass
         return fp
+
+
+class InrLatentCodec(InrCodec):
+    """The same codec with the latent-grid family (`--arch latent`), so one run compares the families."""
+
+    name = "inr-latent"
+    description = "INR codec (this repository), latent-grid family: entropy-coded latent grids + a small MLP"
+    arch = "latent"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.batched = False  # stacked encoding (--inr-batched) fits SIRENs only: one image at a time here

@@ -8,10 +8,11 @@ import numpy as np
 
 from .entropy import decode_tensors, encode_tensors
 from .errors import InrFormatError
-from .header import DEFAULT_MAX_PARAMETERS, Header, pack_header, unpack_header
+from .header import DEFAULT_MAX_PARAMETERS, Header, lowest_version, pack_header, unpack_header
 
 MAGIC = b"\x89INR"
-VERSION = 1
+VERSION = 2  #: the newest version this package reads and writes (FORMAT.md §9)
+VERSIONS = (1, 2)  #: every version this package reads; a file is written in the lowest that can hold it
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
 _PAYLOAD_LEN = struct.Struct("<I")
 _CRC = struct.Struct("<I")
@@ -28,12 +29,13 @@ def write_file(header: Header, symbols: list[np.ndarray]) -> bytes:
     if len(head) > 0xFFFF:
         raise InrFormatError(f"header of {len(head)} bytes exceeds 65535")
     payload = encode_tensors(symbols, [rec.model for rec in header.tensors])
-    body = _PREFIX.pack(MAGIC, VERSION, len(head)) + head + _PAYLOAD_LEN.pack(len(payload)) + payload
+    version = lowest_version(header.arch)
+    body = _PREFIX.pack(MAGIC, version, len(head)) + head + _PAYLOAD_LEN.pack(len(payload)) + payload
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _split(data: bytes) -> tuple[bytes, bytes]:
-    """Check magic, version, lengths and checksum; return the header and payload sections."""
+def _split(data: bytes) -> tuple[int, bytes, bytes]:
+    """Check magic, version, lengths and checksum; return the version, the header and payload sections."""
     if not data:
         raise InrFormatError("not an .inr file (wrong magic bytes: the file is empty)")
     if len(data) < len(MAGIC) and MAGIC.startswith(data):
@@ -43,9 +45,10 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
     if len(data) < MIN_FILE_SIZE:
         raise InrFormatError(f"file is truncated: {len(data)} bytes is shorter than the smallest .inr file")
     _, version, head_len = _PREFIX.unpack_from(data)
-    if version != VERSION:
+    if version not in VERSIONS:
         newer = " (newer than this decoder)" if version > VERSION else ""
-        raise InrFormatError(f"unsupported format version {version}{newer}; this decoder reads version {VERSION}")
+        raise InrFormatError(f"unsupported format version {version}{newer}; this decoder reads versions "
+                             f"{', '.join(map(str, VERSIONS))}")
     pay_at = _PREFIX.size + head_len
     if pay_at + _PAYLOAD_LEN.size + _CRC.size > len(data):
         raise InrFormatError(f"file is truncated: header length {head_len} runs past the end of the file")
@@ -60,7 +63,7 @@ def _split(data: bytes) -> tuple[bytes, bytes]:
         raise InrFormatError("checksum mismatch: the file is corrupted")
     head = data[_PREFIX.size : pay_at]
     payload = data[pay_at + _PAYLOAD_LEN.size : len(data) - _CRC.size]
-    return head, payload
+    return version, head, payload
 
 
 def _as_bytes(data) -> bytes:
@@ -71,8 +74,8 @@ def _as_bytes(data) -> bytes:
 
 def read_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
     """Validate a whole file (framing and checksum) and parse its header only."""
-    head, _ = _split(_as_bytes(data))
-    return unpack_header(head, max_parameters=max_parameters)
+    version, head, _ = _split(_as_bytes(data))
+    return unpack_header(head, max_parameters=max_parameters, version=version)
 
 
 def split_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, bytes]:
@@ -80,8 +83,8 @@ def split_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> 
 
     Lets a caller check the header against its own limits before paying for entropy decoding.
     """
-    head, payload = _split(_as_bytes(data))
-    return unpack_header(head, max_parameters=max_parameters), payload
+    version, head, payload = _split(_as_bytes(data))
+    return unpack_header(head, max_parameters=max_parameters, version=version), payload
 
 
 def decode_payload(header: Header, payload: bytes) -> list[np.ndarray]:

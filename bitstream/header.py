@@ -46,6 +46,12 @@ FIELDS = (
     Field("init_id", "B", 0, 0),
 )
 _FIXED = struct.Struct("<" + "".join(f.code for f in FIELDS))
+# Fields that follow the fixed part only in files of a family with latent grids (FORMAT.md §4.3).
+GRID_FIELDS = (
+    Field("latent_levels", "B", 1, architectures.MAX_LATENT_LEVELS),
+    Field("latent_channels", "B", 1, architectures.MAX_LATENT_CHANNELS),
+)
+_GRID = struct.Struct("<" + "".join(f.code for f in GRID_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,17 @@ class Header:
     omega0: float  # a float32 value
     init_id: int
     tensors: tuple[TensorRecord, ...]
+    latent_levels: int = 0  # latent-grid family only (else 0): number of grids, level l at 1/2**l of the side
+    latent_channels: int = 0  # latent-grid family only (else 0): channels of every grid
+
+    def grid(self) -> architectures.LatentGrid | None:
+        """The latent grids' dimensions, for a family that has them (else None)."""
+        if not architectures.ARCHITECTURES[self.arch].has_grid:
+            return None
+        return architectures.LatentGrid(self.width, self.height, self.latent_levels, self.latent_channels)
 
     def tensor_shapes(self) -> list[tuple[int, ...]]:
-        return architectures.tensor_shapes(self.arch, self.hidden_width, self.hidden_layers, self.channels)
+        return architectures.tensor_shapes(self.arch, self.hidden_width, self.hidden_layers, self.channels, self.grid())
 
     def to_dict(self) -> dict:
         """A JSON-ready description (what `inr-info` prints)."""
@@ -86,7 +100,10 @@ class Header:
             "hidden_layers": self.hidden_layers,
             "omega0": self.omega0,
             "init_id": self.init_id,
-            "parameters": architectures.parameter_count(self.arch, self.hidden_width, self.hidden_layers, self.channels),
+            **({"latent_levels": self.latent_levels, "latent_channels": self.latent_channels,
+                "latent_values": self.grid().values()} if self.grid() is not None else {}),
+            "parameters": architectures.parameter_count(self.arch, self.hidden_width, self.hidden_layers, self.channels,
+                                                        self.grid()),
             "tensors": [
                 {
                     "shape": list(shape),
@@ -117,6 +134,17 @@ def _check_fixed(values) -> None:
     family = architectures.ARCHITECTURES[named["arch"]]
     if not family.uses_omega0 and named["omega0"] != 1.0:
         raise InrFormatError(f"header field 'omega0' = {named['omega0']} must be 1.0 for architecture '{family.name}'")
+
+
+#: format version -> the architecture ids it may hold (FORMAT.md §9): version 2 added the latent-grid
+#: family, whose header has extra fields; files of the other families stay version 1
+VERSION_ARCHS = {1: (architectures.SIREN, architectures.POLY),
+                 2: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+
+
+def lowest_version(arch: int) -> int:
+    """The lowest format version that can hold a file of architecture `arch` (what writers use)."""
+    return min(v for v, archs in VERSION_ARCHS.items() if arch in archs)
 
 
 def model_param_size(model: TensorModel) -> int:
@@ -190,10 +218,17 @@ def pack_header(header: Header) -> bytes:
     """Serialize and validate a header. Raises InrFormatError for a value the format cannot hold."""
     values = [getattr(header, f.name) for f in FIELDS]
     _check_fixed(values)
+    out = bytearray(_FIXED.pack(*values))
+    if architectures.ARCHITECTURES[header.arch].has_grid:
+        grid_values = [getattr(header, f.name) for f in GRID_FIELDS]
+        for f, v in zip(GRID_FIELDS, grid_values):
+            _check(f.name, v, f.low, f.high)
+        out += _GRID.pack(*grid_values)
+    elif header.latent_levels or header.latent_channels:
+        raise InrFormatError(f"architecture '{architectures.NAMES[header.arch]}' has no latent grids")
     shapes = header.tensor_shapes()
     if len(header.tensors) != len(shapes):
         raise InrFormatError(f"header has {len(header.tensors)} tensor records, architecture needs {len(shapes)}")
-    out = bytearray(_FIXED.pack(*values))
     for i, rec in enumerate(header.tensors):
         _check_record(i, rec.step, rec.model)
         if float(np.float16(rec.step)) != rec.step:
@@ -212,13 +247,24 @@ def pack_header(header: Header) -> bytes:
     return bytes(out)
 
 
-def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
-    """Parse and validate a header section. Checks the network size before anything is allocated."""
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 2) -> Header:
+    """Parse and validate a header section of a file of format `version`. Checks the network size
+    before anything is allocated."""
     reader = _Reader(data)
     values = reader.take(_FIXED.format[1:], "the fixed fields")
     _check_fixed(values)
     fixed = dict(zip((f.name for f in FIELDS), values))
-    dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"])
+    if fixed["arch"] not in VERSION_ARCHS[version]:
+        raise InrFormatError(f"architecture '{architectures.NAMES[fixed['arch']]}' needs format version "
+                             f"{lowest_version(fixed['arch'])}, the file says version {version}")
+    grid = None
+    if architectures.ARCHITECTURES[fixed["arch"]].has_grid:
+        grid_values = reader.take(_GRID.format[1:], "the latent-grid fields")
+        for f, v in zip(GRID_FIELDS, grid_values):
+            _check(f.name, v, f.low, f.high)
+        fixed.update(zip((f.name for f in GRID_FIELDS), grid_values))
+        grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values)
+    dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"], grid)
     n_params = architectures.parameter_count(*dims)
     if n_params > max_parameters:
         raise InrFormatError(f"network has {n_params} parameters, more than the decoder's limit {max_parameters}")

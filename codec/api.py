@@ -82,7 +82,8 @@ def encode(
         progress: show a progress bar on stderr.
         init: "meta" (start from the packaged meta-learned weights of the chosen network, where
             there are some) or "random"; None: the codec's default.
-        arch: network family, "siren" or "poly" (Poly-INR); None: the codec's default ("siren").
+        arch: network family, "siren", "poly" (Poly-INR) or "latent" (latent grids); None: the
+            codec's default ("siren").
     Returns:
         The complete `.inr` file.
     Raises:

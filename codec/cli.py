@@ -172,7 +172,7 @@ def _read_inr(path: Path) -> bytes:
 
 def encode_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="inr-encode", usage=ENCODE_USAGE, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                description="Compress an image into an .inr file (a quantized SIREN), or every image of a folder "
+                description="Compress an image into an .inr file (a quantized coordinate network), or every image of a folder "
                             "into a folder of .inr files (see the README's 'Folders of images').")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="INPUT OUTPUT (an image, the .inr file to write); FOLDER OUT_FOLDER; or images and "
@@ -194,8 +194,9 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
     p.add_argument("--arch", choices=list(architectures.IDS), default=EncoderConfig.arch,
-                   help="network family: siren (sine layers, the default) or poly (Poly-INR: layers multiplied by "
-                        "affine maps of the coordinates; selectable, see the README's ablation table)")
+                   help="network family: siren (sine layers, the default), poly (Poly-INR: layers multiplied by "
+                        "affine maps of the coordinates) or latent (multi-resolution latent grids, entropy-coded, and a "
+                        "small synthesis MLP: fast to decode); see the README's ablation table")
     p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
                         "some: codec/inits) or from a seeded random SIREN init")

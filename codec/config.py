@@ -40,7 +40,8 @@ DEFAULT_ARCH = "siren"  #: the family an encode uses unless told (`--arch`); see
 #: Poly-INR: benchmarks/results/family_probe/ (kodim23 768x512, 56 x 6, 1000 steps of 16k pixels, float):
 #: 2e-3 22.80 dB, 5e-3 23.99, 1e-2 24.78, 2e-2 25.44 (SIREN 58 x 6 at 2e-3: 30.80 dB); 1e-2 measured at
 #: full size in benchmarks/results/ablation_polyinr_full/
-FIT_LR = {"siren": 2e-3, "poly": 1e-2}
+#: latent grids: the latents' rate (the synthesis MLP gets half), benchmarks/results/latent_probe/
+FIT_LR = {"siren": 2e-3, "poly": 1e-2, "latent": 5e-2}
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class DecodeWorkError(bitstream.InrFormatError):
 
 def multiply_adds_per_pixel(header: Header) -> int:
     """Multiply-adds the file's network costs per output pixel: the sizes of its weight matrices."""
-    return bitstream.multiply_adds(header.arch, header.hidden_width, header.hidden_layers, header.channels)
+    return bitstream.multiply_adds(header.arch, header.hidden_width, header.hidden_layers, header.channels, header.grid())
 
 
 def check_work(header: Header, width: int, height: int, limits: DecodeLimits, *, render: str = "image") -> int:
@@ -132,7 +132,7 @@ def build_model(header: Header, weights: list[np.ndarray], device: "torch.device
     from .families import build_network, load_weights
 
     model = build_network(header.arch, channels=header.channels, hidden_width=header.hidden_width,
-                          hidden_layers=header.hidden_layers, omega0=header.omega0)
+                          hidden_layers=header.hidden_layers, omega0=header.omega0, grid=header.grid())
     return load_weights(model, weights).to(device).eval()
 
 
@@ -179,6 +179,9 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
             f"output of {width}x{height} = {width * height} pixels exceeds the limit of {limits.max_pixels}; "
             "raise it with --max-pixels"
         )
+    if render != "image" and bitstream.ARCHITECTURES[header.arch].has_grid:
+        raise OptionError(f"the {render} view needs a smooth network; this file's family "
+                          f"({bitstream.architectures.NAMES[header.arch]}) is piecewise linear: decode it as an image")
     check_work(header, width, height, limits, render=render)
     which = choose_backend(backend, device) if render == "image" else "numpy"  # views: forward mode in numpy
     weights = bitstream.dequantize(header, decode_payload(header, payload))

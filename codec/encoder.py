@@ -279,6 +279,10 @@ def finish_file(model: torch.nn.Module, plan: EncodePlan, cfg: EncoderConfig, ra
 def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
     cfg = config.validated()
+    if architectures.ARCHITECTURES[cfg.arch_id].has_grid:
+        from .latent_encoder import encode_latent  # imports this module
+
+        return encode_latent(pixels, cfg)
     t0 = time.monotonic()
     height, width, channels = pixels.shape
     device = resolve_device(cfg.device)

@@ -2,28 +2,32 @@
 which torch module each family id is built from.
 
 Adding a family: its id in `bitstream.architectures`, its module here, its numpy evaluator in
-`codec.numpy_nets`.
+`codec.numpy_nets` (and, if it is not fitted like a SIREN, its encoder, as `codec.latent_encoder`).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from bitstream import ARCHITECTURES, POLY, SIREN
+from bitstream import ARCHITECTURES, LATENT, POLY, SIREN, LatentGrid
 
+from .latentgrid import LatentGridInr
 from .polyinr import PolyInr
 from .siren import Siren
 
-MODULES: dict[int, type[nn.Module]] = {SIREN: Siren, POLY: PolyInr}
+MODULES: dict[int, type[nn.Module]] = {SIREN: Siren, POLY: PolyInr, LATENT: LatentGridInr}
 assert set(MODULES) == set(ARCHITECTURES), "every family of the format needs a torch module"
 
 #: layers wider than this get a proportionally smaller fitting learning rate (lr_scaling "width")
 LR_REFERENCE_WIDTH = 96
 
 
-def build_network(arch: int, *, channels: int, hidden_width: int, hidden_layers: int, omega0: float) -> nn.Module:
-    """A freshly initialised network of family `arch` (uses the global torch seed)."""
-    return MODULES[arch](channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0)
+def build_network(arch: int, *, channels: int, hidden_width: int, hidden_layers: int, omega0: float,
+                  grid: LatentGrid | None = None) -> nn.Module:
+    """A freshly initialised network of family `arch` (uses the global torch seed); `grid` for a
+    family with latent grids."""
+    extra = {"grid": grid} if ARCHITECTURES[arch].has_grid else {}
+    return MODULES[arch](channels=channels, hidden_width=hidden_width, hidden_layers=hidden_layers, omega0=omega0, **extra)
 
 
 def lr_scales(model: nn.Module, mode: str) -> tuple[float, ...]:

@@ -108,12 +108,54 @@ def poly(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, order
     return Evaluation(values, jacobian, hessian)
 
 
+def bilinear(grid: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """(N, C) samples of a (C, rows, columns) grid at (N, 2) coordinates (x, y), as torch's
+    ``grid_sample(mode="bilinear", padding_mode="border", align_corners=False)`` computes them:
+    cell i of n sits at (2i + 1) / n - 1; positions past the outer centres take the border's value."""
+    dtype = coords.dtype
+    channels, rows, cols = grid.shape
+    one, two = dtype.type(1), dtype.type(2)
+    ix = np.clip(((coords[:, 0] + one) * dtype.type(cols) - one) / two, 0, cols - 1)
+    iy = np.clip(((coords[:, 1] + one) * dtype.type(rows) - one) / two, 0, rows - 1)
+    x0, y0 = np.floor(ix), np.floor(iy)
+    fx1, fy1 = x0 + one - ix, y0 + one - iy  # weights of the left column / top row
+    fx0, fy0 = ix - x0, iy - y0
+    c0, r0 = x0.astype(np.int64), y0.astype(np.int64)
+    c1, r1 = np.minimum(c0 + 1, cols - 1), np.minimum(r0 + 1, rows - 1)  # weight 0 where clipped
+    flat = grid.reshape(channels, -1).astype(dtype, copy=False)
+    out = flat[:, r0 * cols + c0] * (fx1 * fy1)
+    out += flat[:, r0 * cols + c1] * (fx0 * fy1)
+    out += flat[:, r1 * cols + c0] * (fx1 * fy0)
+    out += flat[:, r1 * cols + c1] * (fx0 * fy0)
+    return out.T
+
+
+def latent(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, order: int = 0) -> Evaluation:
+    """Latent grids: bilinear samples of every grid, concatenated, through a ReLU MLP (values only).
+
+    Raises:
+        ValueError: `order` > 0 (the derivative views are for the smooth families).
+    """
+    if order:
+        raise ValueError("derivative views need a smooth network; the latent-grid family has none")
+    dtype = coords.dtype
+    levels = header.latent_levels
+    h = np.concatenate([bilinear(g, coords) for g in weights[:levels]], axis=1)
+    mlp = [t.astype(dtype, copy=False) for t in weights[levels:]]
+    for k in range(0, len(mlp), 2):
+        h = h @ mlp[k].T
+        h += mlp[k + 1]
+        if k + 2 < len(mlp):
+            np.maximum(h, 0, out=h)
+    return Evaluation(h)
+
+
 Evaluator = Callable[..., Evaluation]
 
 #: architecture id -> evaluator(header, weights, coords, *, order)
-EVALUATORS: dict[int, Evaluator] = {architectures.SIREN: siren, architectures.POLY: poly}
+EVALUATORS: dict[int, Evaluator] = {architectures.SIREN: siren, architectures.POLY: poly, architectures.LATENT: latent}
 
 
 def widest_layer(header: Header) -> int:
     """The largest number of features alive per coordinate (sizes the render chunks)."""
-    return max(max(shape) for shape in header.tensor_shapes())
+    return max(max(shape) for shape in header.tensor_shapes() if len(shape) <= 2)

@@ -22,7 +22,8 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-from bitstream import MAGIC, VERSION, InrFormatError
+from bitstream import MAGIC, InrFormatError
+from bitstream.container import VERSIONS
 from bitstream.header import unpack_header
 
 from .decoder import DecodeLimits, DecodeWorkError, decode_array
@@ -43,7 +44,7 @@ class InrImageFile(ImageFile.ImageFile):
     """An `.inr` file: the header is read by `open`, the network rendered by `load`."""
 
     format = FORMAT
-    format_description = "INR neural image (quantized SIREN)"
+    format_description = "INR neural image (a quantized coordinate network)"
 
     def _open(self) -> None:
         assert self.fp is not None
@@ -51,13 +52,13 @@ class InrImageFile(ImageFile.ImageFile):
         if len(prefix) < _PREFIX.size or not _accept(prefix):
             raise SyntaxError("not an .inr file")
         _, version, head_len = _PREFIX.unpack(prefix)
-        if version != VERSION:
+        if version not in VERSIONS:
             raise SyntaxError(f"unsupported .inr format version {version}")
         head = self.fp.read(head_len)
         if len(head) < head_len:
             raise SyntaxError("truncated .inr header")
         try:
-            header = unpack_header(head)
+            header = unpack_header(head, version=version)
         except InrFormatError as exc:
             raise SyntaxError(f"broken .inr header: {exc}") from None
         self._stored_size = (header.width, header.height)

@@ -116,8 +116,8 @@ def test_stacked_encoding_refuses_the_family():
 def test_unknown_family_name_is_an_option_error():
     from codec.errors import OptionError
 
-    with pytest.raises(OptionError, match="unknown architecture 'latent': choose one of siren, poly"):
-        EncoderConfig(arch="latent").validated()
+    with pytest.raises(OptionError, match="unknown architecture 'grid': choose one of siren, poly, latent"):
+        EncoderConfig(arch="grid").validated()
 
 
 def test_cli_arch_flag_and_info(tmp_path, capsys):

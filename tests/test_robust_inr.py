@@ -121,7 +121,7 @@ def test_wrong_magic(good):
 
 def test_future_and_past_versions(good):
     body = bytearray(good[:-4])
-    for version, words in ((2, ("version 2", "newer")), (255, ("version 255",)), (0, ("version 0",))):
+    for version, words in ((3, ("version 3", "newer")), (255, ("version 255",)), (0, ("version 0",))):
         body[4] = version
         data = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
         assert_rejected(data, *words)
@@ -161,7 +161,7 @@ def test_zero_length_header():
     ("channels", 0, "'channels'"),
     ("channels", 4, "'channels'"),
     ("arch", 0, "'arch'"),
-    ("arch", 3, "'arch'"),
+    ("arch", 4, "'arch'"),
     ("hidden_width", 0, "'hidden_width'"),
     ("hidden_width", 1025, "'hidden_width'"),
     ("hidden_width", 0xFFFF, "'hidden_width'"),

@@ -1,0 +1,288 @@
+"""image -> `.inr` bytes for the latent-grid family (architecture 3, `codec.latentgrid`).
+
+Rate-distortion training, as the overfitted latent codecs (Cool-chic, C3) do it: the loss is
+MSE + lambda x (estimated bits per pixel of the latents), with the bits from a zero-mean Laplace
+per level (its scale learned) evaluated on the latents plus uniform noise (a differentiable stand-in
+for rounding); the last FINAL_FRACTION of the steps rounds the latents and the synthesis weights
+(straight-through) so the network learns what the decoder will get. Rate control happens inside
+that one fit: lambda starts from a measured rate model and is steered towards the target rate
+while the noise phase runs; the file is then entropy-coded with the codec's own per-tensor models,
+and when it is still over the target the latents' quantization step is coarsened (bisection on the
+real file size) until it fits.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+import bitstream
+from bitstream import Header, LatentGrid, TensorRecord, choose_model
+
+from .config import DEFAULT_CPU_TIME_BUDGET, EncoderConfig
+from .decoder import decode_array
+from .devices import resolve_device
+from .encoder import FLAT_BIAS_STEP, EncodeResult, image_tensors
+from .errors import OptionError
+from .fitting import mse_to_psnr
+from .latentgrid import LatentGridInr
+from .metrics import psnr
+from .progress import Progress
+from .quantization import fake_quantize, quantize
+
+LEVELS = 7  #: latent grids, level l at 1/2**l of the image side (fewer for tiny images)
+LEVEL_CHANNELS = 1  #: channels per grid
+SYNTH_WIDTH, SYNTH_LAYERS = 24, 2  #: the synthesis MLP: 7 -> 24 -> 24 -> C, 816 multiply-adds per pixel (RGB)
+MLP_LR_FACTOR = 0.5  #: the MLP and the rate model learn at this share of the latents' rate (cfg.fit_lr, cosine to 5 %)
+FINAL_FRACTION = 0.05  #: share of the steps on rounded latents and quantized synthesis weights (kodim01, 0.3 bpp,
+#: 1000 steps: 0.2 -> 0.275 bpp / 23.16 dB, 0.1 -> 0.298 / 23.88, 0.05 -> 0.294 / 24.03)
+SYNTH_STEP, SYNTH_OUTPUT_STEP = 2.0**-8, 2.0**-6  #: quantization steps of the MLP's hidden and output layers
+#: lambda for a latent rate of r bits per pixel, fitted to benchmarks/results/latent_probe/ (kodim23,
+#: 400 steps: lambda 0.0005 -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**1.7
+LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
+DEFAULT_LAMBDA = 0.005  #: without a rate target (--bits)
+#: per step, log(lambda) moves by CONTROL_TOTAL / steps x (estimated rate / target - 1), that error clamped
+#: to +-1, from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
+#: the rounded latents grew there by a third, kodim01 at 0.3 bpp): over a whole fit lambda can move by at
+#: most e**(CONTROL_TOTAL * 0.7), however many steps (the rate answers lambda slowly; a per-step gain that
+#: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp)
+CONTROL_TOTAL = 4.0
+CONTROL_START = 0.1
+CONTROL_CLAMP = 1.0
+CONTROL_EVERY = 5  #: steps between two rate checks of the controller
+ROUNDING_CONTROL_FACTOR = 5.0  #: the controller's gain in the rounding phase, where the rate moves fastest
+LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when the file is over the target
+#: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
+#: Adam), measured at 768x512 (7 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on one of our
+#: 2 cores beside another single-threaded job: 0.052 s a step; two threads of an idle machine are faster
+CPU_SECONDS_PER_PIXEL_STEP = 6.0e-7
+CPU_SECONDS_PER_LATENT_STEP = 3.0e-8
+#: pixels of the distortion term per step on the CPU (the whole image on a GPU). kodim01 at 0.3 bpp: 400
+#: whole-image steps (218 s) gave 0.161 bpp / 21.93 dB, 2000 steps of 65,536 pixels (297 s) 0.280 / 23.04 dB
+CPU_BATCH_PIXELS = 65536
+PLAN_SHARE = 0.8
+EST_BITS_PER_MLP_WEIGHT = 7  #: to set the latents' share of the rate before fitting
+MIN_STEPS, MAX_STEPS = 50, 20_000
+DEFAULT_GPU_STEPS = 2000
+
+
+def levels_for(width: int, height: int) -> int:
+    """LEVELS, or fewer so the coarsest grid still has at least 2 cells along the longer side."""
+    levels = LEVELS
+    while levels > 1 and -(-max(width, height) // 2 ** (levels - 1)) < 2:
+        levels -= 1
+    return levels
+
+
+def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Bits of each (noisy) integer under a zero-mean Laplace of scale exp(log_scale), quantized to bins of 1."""
+    b = torch.exp(log_scale).clamp_min(1e-3)
+
+    def cdf(x):
+        return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
+
+    return -torch.log2((cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9))
+
+
+def initial_lambda(latent_bpp: float) -> float:
+    """Starting lambda for a latent rate target (bits per pixel), from the measured rate model."""
+    return LAMBDA_AT_REF * (REF_BPP / max(latent_bpp, 1e-3)) ** LAMBDA_EXPONENT
+
+
+def plan_latent_steps(cfg: EncoderConfig, *, batch_pixels: int, latents: int, device_type: str) -> tuple[int, float | None]:
+    """(steps, time cap): given steps; else planned up front from the time budget by the CPU cost model,
+    so the bytes do not depend on the machine's load (the budget is only a cap)."""
+    if cfg.steps is not None:
+        return cfg.steps, cfg.time_budget
+    budget = cfg.time_budget if cfg.time_budget is not None else (DEFAULT_CPU_TIME_BUDGET if device_type == "cpu" else None)
+    if budget is None:
+        return DEFAULT_GPU_STEPS, None
+    per_step = CPU_SECONDS_PER_PIXEL_STEP * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
+    return min(MAX_STEPS, max(MIN_STEPS, int(budget * PLAN_SHARE / per_step))), budget
+
+
+def synthesis_steps(n_tensors: int) -> list[float]:
+    """Quantization steps of the MLP's tensors (file order): the output layer's are coarser."""
+    return [SYNTH_OUTPUT_STEP if i >= n_tensors - 2 else SYNTH_STEP for i in range(n_tensors)]
+
+
+def serialize(model: LatentGridInr, latent_step: float, *, entropy_models=None) -> bytes:
+    """The `.inr` file of `model` with its latents quantized at `latent_step` (a float16 value)."""
+    grid = model.grid
+    params = model.parameters_in_file_order()
+    steps = [latent_step] * grid.levels + synthesis_steps(len(params) - grid.levels)
+    symbols = [quantize(p, s) for p, s in zip(params, steps)]
+    records = [TensorRecord(s, choose_model(q, kinds=entropy_models)) for s, q in zip(steps, symbols)]
+    header = Header(width=grid.width, height=grid.height, channels=model.layers[-1].out_features,
+                    arch=bitstream.LATENT, hidden_width=model.layers[0].out_features,
+                    hidden_layers=len(model.layers) - 1, omega0=1.0, init_id=0, tensors=tuple(records),
+                    latent_levels=grid.levels, latent_channels=grid.channels)
+    return bitstream.write_file(header, symbols)
+
+
+def _f16_at_least(value: float) -> float:
+    f16 = np.float16(value)
+    if float(f16) < value:
+        f16 = np.nextafter(f16, np.float16(np.inf))
+    return float(f16)
+
+
+def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, entropy_models=None) -> tuple[bytes, float]:
+    """(file, latent step): step 1, or the finest step in LATENT_STEP_RANGE whose file fits the budget."""
+    lo, hi = LATENT_STEP_RANGE
+    data = serialize(model, lo, entropy_models=entropy_models)
+    if budget_bytes is None or len(data) <= budget_bytes:
+        return data, lo
+    coarsest = serialize(model, hi, entropy_models=entropy_models)
+    if len(coarsest) > budget_bytes:
+        return coarsest, hi
+    best = (coarsest, hi)
+    for _ in range(12):  # bisection on the file size, which falls as the step grows
+        mid = _f16_at_least(0.5 * (lo + hi))
+        if mid in (lo, hi):
+            break
+        data = serialize(model, mid, entropy_models=entropy_models)
+        if len(data) <= budget_bytes:
+            hi, best = mid, (data, mid)
+        else:
+            lo = mid
+    return best
+
+
+def flat_file(pixels: np.ndarray, grid: LatentGrid, *, entropy_models=None) -> bytes:
+    """The trivial fallback: zero latents and weights, the output bias holding the mean colour."""
+    channels = pixels.shape[2]
+    model = LatentGridInr(channels=channels, hidden_width=SYNTH_WIDTH, hidden_layers=SYNTH_LAYERS, grid=grid)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        mean = pixels.reshape(-1, channels).astype(np.float64).mean(axis=0) / 127.5 - 1.0
+        model.layers[-1].bias.copy_(torch.from_numpy(np.round(mean / FLAT_BIAS_STEP) * FLAT_BIAS_STEP).float())
+    return serialize(model, 1.0, entropy_models=entropy_models)
+
+
+def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, steps: int, lr: float, lam: float,
+        latent_bpp_target: float | None, deadline: float | None, progress: Progress, batch_pixels: int,
+        generator: torch.Generator, trace: list | None = None) -> tuple[int, bool, float]:
+    """Rate-distortion training of `model` in place: the distortion on `batch_pixels` random pixels per
+    step (the whole image when it has no more), the rate on every latent. `trace`, if given, receives
+    20 snapshots of lambda, the estimated latent rate and the batch PSNR. Returns (steps run, stopped by
+    the cap, final lambda)."""
+    levels = model.grid.levels
+    n_pix = coords.shape[0]
+    full_batch = batch_pixels >= n_pix
+    mlp = list(model.layers.parameters())
+    log_scales = torch.zeros(levels, device=coords.device, requires_grad=True)
+    latents = list(model.latents)
+    bases = (lr, lr * MLP_LR_FACTOR)
+    opt = torch.optim.Adam([{"params": latents, "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}])
+    final_from = int(steps * (1 - FINAL_FRACTION))
+    control_from = int(steps * CONTROL_START)
+    mlp_steps = synthesis_steps(len(model.parameters_in_file_order()) - levels)
+    log_lam = math.log(lam)
+    t0 = time.monotonic()
+    done, capped = 0, False
+    for step in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            capped = True
+            break
+        decay = 0.5 * (1 + math.cos(math.pi * step / steps)) * 0.95 + 0.05
+        for group, base in zip(opt.param_groups, bases):
+            group["lr"] = base * decay
+        rounding = step >= final_from
+        if rounding:
+            used = [g + (torch.round(g) - g).detach() for g in latents]
+            weights = [fake_quantize(p, s) for p, s in zip(model.parameters_in_file_order()[levels:], mlp_steps)]
+        else:
+            used = [g + torch.rand_like(g) - 0.5 for g in latents]
+            weights = None
+        if full_batch:
+            at, want = coords, target
+        else:
+            idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
+            at, want = coords[idx], target[idx]
+        out = model.synthesis(model.features(at, used), weights)
+        mse = torch.mean((out - want) ** 2)
+        bits = sum(laplace_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
+        bpp = bits / n_pix
+        loss = mse + math.exp(log_lam) * bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        if latent_bpp_target is not None and step >= control_from and step % CONTROL_EVERY == 0:
+            with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
+                rounded = sum(laplace_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents)) / n_pix
+            error = float(rounded) / latent_bpp_target - 1.0
+            gain = CONTROL_EVERY * CONTROL_TOTAL / steps * (ROUNDING_CONTROL_FACTOR if rounding else 1.0)
+            log_lam += gain * max(-CONTROL_CLAMP, min(CONTROL_CLAMP, error))
+        if trace is not None and (step % max(1, steps // 20) == 0 or done == steps):
+            trace.append({"step": done, "lambda": math.exp(log_lam), "latent_bpp": float(bpp.detach()),
+                          "psnr": mse_to_psnr(float(mse.detach()))})
+        if progress.enabled:
+            elapsed = time.monotonic() - t0
+            progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss),
+                            psnr=mse_to_psnr(float(mse)), left=elapsed / done * (steps - done),
+                            force=done in (1, steps))
+    progress.close()
+    return done, capped, math.exp(log_lam)
+
+
+def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
+    """Encode an (H, W, C) uint8 array with the latent-grid family (cfg validated, cfg.arch == "latent")."""
+    t0 = time.monotonic()
+    height, width, channels = pixels.shape
+    if cfg.hidden_width is not None or cfg.sparsity > 0:
+        raise OptionError("the latent-grid family sizes its own network: hidden_width/hidden_layers and --sparsity "
+                          "do not apply to it")
+    device = resolve_device(cfg.device)
+    progress = Progress(enabled=cfg.progress)
+    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    limit = bitstream.DEFAULT_MAX_PARAMETERS
+    stored = bitstream.parameter_count(bitstream.LATENT, SYNTH_WIDTH, SYNTH_LAYERS, channels, grid)
+    if stored > limit:
+        raise OptionError(f"a {width}x{height} image needs {stored} latent values, more than decoders accept by "
+                          f"default ({limit}); use --arch siren for images this large")
+    batch = min(width * height, cfg.batch_pixels or (width * height if device.type == "cuda" else CPU_BATCH_PIXELS))
+    steps, cap = plan_latent_steps(cfg, batch_pixels=batch, latents=grid.values(), device_type=device.type)
+    deadline = None if cap is None else t0 + cap
+    budget_bytes = None if cfg.target_bpp is None else int(cfg.target_bpp * width * height // 8)
+    torch.manual_seed(cfg.seed)
+    model = LatentGridInr(channels=channels, hidden_width=SYNTH_WIDTH, hidden_layers=SYNTH_LAYERS, grid=grid).to(device)
+    coords, target, flat_mse = image_tensors(pixels, device)
+    if budget_bytes is None:
+        latent_bpp, lam = None, DEFAULT_LAMBDA
+    else:
+        mlp_values = stored - grid.values()
+        fixed_bytes = len(flat_file(pixels, grid)) + mlp_values * EST_BITS_PER_MLP_WEIGHT // 8  # header, MLP
+        latent_bpp = max(1e-3, 8 * (budget_bytes - fixed_bytes) / (width * height))
+        lam = initial_lambda(latent_bpp)
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    run_steps, capped, lam = fit(model, coords, target, steps=steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp,
+                                 deadline=deadline, progress=progress, batch_pixels=batch, generator=generator)
+    data, latent_step = fit_to_budget(model, budget_bytes, entropy_models=cfg.entropy_models)
+    if budget_bytes is not None and len(data) > budget_bytes and cfg.bpp is not None:
+        raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest latent-grid file is "
+                          f"{len(data)} bytes ({8 * len(data) / (width * height):.3f} bpp)")
+    quality = psnr(decode_array(data, device=str(device)), pixels)
+    fallback = False
+    if quality < mse_to_psnr(flat_mse) + 1.0:
+        flat = flat_file(pixels, grid, entropy_models=cfg.entropy_models)
+        flat_quality = psnr(decode_array(flat, device=str(device)), pixels)
+        if flat_quality > quality:
+            progress.message(f"the fitted grids decode to {quality:.2f} dB, below a flat image's {flat_quality:.2f} dB; "
+                             "storing the flat image instead")
+            data, quality, fallback = flat, flat_quality, True
+    if latent_step > 1.0:
+        progress.message(f"latents quantized at step {latent_step:g} to meet {cfg.target_bpp:g} bpp")
+    return EncodeResult(
+        data=data, width=width, height=height, channels=channels, bytes=len(data),
+        bpp=8 * len(data) / (width * height), psnr=quality, steps=run_steps,
+        seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
+        hidden_width=SYNTH_WIDTH, hidden_layers=SYNTH_LAYERS, quant_step=latent_step,
+        sparsity=0.0, target_bpp=cfg.target_bpp, fit_attempts=1, time_capped=capped,
+        flat_fallback=fallback, init="random", arch=cfg.arch,
+    )

@@ -1,0 +1,188 @@
+"""The latent-grid family (architecture id 3, format version 2): format, encoder, both decoders, CLI."""
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import bitstream
+from benchmarks.fuzz_inr import crafted_file, fix_crc
+from bitstream import LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord
+from bitstream.header import pack_header
+from codec.config import EncoderConfig
+from codec.decoder import DecodeLimits, build_model, decode_array
+from codec.encoder import encode_pixels
+from codec.errors import OptionError
+from codec.latentgrid import LatentGridInr, sample_grid
+from codec.numpy_nets import bilinear, latent
+
+from conftest import smooth_image
+
+
+@pytest.fixture(scope="module")
+def latent_file():
+    pixels = smooth_image(40, 56, 3)
+    return pixels, encode_pixels(pixels, EncoderConfig(arch="latent", bpp=6.0, steps=150, device="cpu"))
+
+
+def test_grid_shapes_and_counts():
+    grid = LatentGrid(width=13, height=9, levels=3, channels=2)
+    assert grid.level_shapes() == [(2, 9, 13), (2, 5, 7), (2, 3, 4)]
+    assert grid.values() == 2 * (117 + 35 + 12)
+    shapes = bitstream.tensor_shapes(LATENT, 6, 2, 3, grid)
+    assert shapes == grid.level_shapes() + [(6, 6), (6,), (6, 6), (6,), (3, 6), (3,)]
+    assert bitstream.parameter_count(LATENT, 6, 2, 3, grid) == grid.values() + 42 + 42 + 21
+    assert bitstream.multiply_adds(LATENT, 6, 2, 3, grid) == 36 + 36 + 18 + 4 * 3 * 2  # + bilinear lookups
+    model = LatentGridInr(channels=3, hidden_width=6, hidden_layers=2, grid=grid)
+    assert [tuple(p.shape) for p in model.parameters_in_file_order()] == shapes
+    assert sum(p.numel() for p in model.parameters()) == bitstream.parameter_count(LATENT, 6, 2, 3, grid)
+
+
+def test_encode_round_trip_is_version_2_and_names_the_family(latent_file):
+    pixels, result = latent_file
+    assert result.data[4] == 2  # format version 2 (FORMAT.md §9); other families stay version 1
+    header = bitstream.read_header(result.data)
+    info = header.to_dict()
+    assert header.arch == LATENT and info["arch"] == "latent" and header.omega0 == 1.0
+    assert (info["latent_levels"], info["latent_channels"]) == (header.latent_levels, header.latent_channels) == (6, 1)
+    assert info["latent_values"] == LatentGrid(56, 40, 6, 1).values()
+    assert result.arch == "latent" and result.bytes == len(result.data) and result.bpp <= 6.0
+    decoded = decode_array(result.data, device="cpu")
+    diff = decoded.astype(np.float64) - pixels
+    assert result.psnr == pytest.approx(10 * np.log10(255**2 / np.mean(diff**2)), abs=1e-9)
+    assert result.psnr > 25  # a flat image of this picture is about 11 dB
+
+
+def test_same_settings_give_the_same_bytes(latent_file):
+    pixels, result = latent_file
+    again = encode_pixels(pixels, EncoderConfig(arch="latent", bpp=6.0, steps=150, device="cpu"))
+    assert again.data == result.data
+
+
+def test_rate_control_stays_at_or_below_the_target():
+    pixels = smooth_image(64, 96, 3, seed=3)
+    for bpp in (2.0, 4.0):
+        result = encode_pixels(pixels, EncoderConfig(arch="latent", bpp=bpp, steps=120, device="cpu"))
+        assert result.bpp <= bpp
+        assert result.bpp > 0.5 * bpp  # close to it: lambda is steered to the target while fitting
+
+
+def test_numpy_decoder_matches_torch_decoder(latent_file):
+    data = latent_file[1].data
+    for size in (None, (73, 50), (200, 143)):
+        torch_px = decode_array(data, size=size, backend="torch", device="cpu")
+        numpy_px = decode_array(data, size=size, backend="numpy")
+        assert np.abs(torch_px.astype(int) - numpy_px).max() <= 1
+        assert np.mean(torch_px == numpy_px) > 0.99
+
+
+def test_numpy_bilinear_is_torch_grid_sample():
+    rng = np.random.default_rng(0)
+    grid = rng.normal(size=(2, 5, 7))
+    coords = np.concatenate([rng.uniform(-1.3, 1.3, size=(500, 2)), [[-1, -1], [1, 1], [0.999, -0.999]]])
+    with torch.no_grad():
+        ref = sample_grid(torch.from_numpy(grid), torch.from_numpy(coords)).numpy()
+    assert np.abs(bilinear(grid, coords) - ref).max() < 1e-12
+    # a grid samples its own cell centres exactly (the codec's coordinate convention)
+    xs, ys = (2 * np.arange(7) + 1) / 7 - 1, (2 * np.arange(5) + 1) / 5 - 1
+    centres = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    assert np.allclose(bilinear(grid, centres).T.reshape(2, 5, 7), grid)
+
+
+def test_torch_module_matches_numpy_evaluator_in_float64():
+    data = crafted_file(np.random.default_rng(5), channels=3, hidden_width=10, hidden_layers=2, width=9, height=7,
+                        kinds=(LAPLACE,), arch=LATENT)
+    header, symbols = bitstream.read_file(data)
+    weights = bitstream.dequantize(header, symbols)
+    xy = np.random.default_rng(1).uniform(-1, 1, size=(300, 2))
+    with torch.no_grad():
+        ref = build_model(header, weights, torch.device("cpu")).double()(torch.from_numpy(xy)).numpy()
+    assert np.abs(latent(header, weights, xy).values - ref).max() < 1e-12 * max(1.0, np.abs(ref).max())
+
+
+def _latent_header(**overrides) -> Header:
+    grid = LatentGrid(5, 4, 2, 1)
+    n = len(bitstream.tensor_shapes(LATENT, 4, 1, 3, grid))
+    values = dict(width=5, height=4, channels=3, arch=LATENT, hidden_width=4, hidden_layers=1, omega0=1.0, init_id=0,
+                  tensors=tuple(TensorRecord(1.0, TensorModel(0)) for _ in range(n)), latent_levels=2, latent_channels=1)
+    values.update(overrides)
+    return Header(**values)
+
+
+def test_grid_fields_are_checked_on_write_and_read():
+    head = pack_header(_latent_header())
+    assert head[14:16] == bytes([2, 1])  # latent_levels, latent_channels right after the fixed fields (§4.1)
+    with pytest.raises(InrFormatError, match="'latent_levels' = 0 is out of range 1..12"):
+        pack_header(_latent_header(latent_levels=0))
+    with pytest.raises(InrFormatError, match="'latent_channels' = 9 is out of range 1..8"):
+        pack_header(_latent_header(latent_channels=9))
+    with pytest.raises(InrFormatError, match="'siren' has no latent grids"):
+        pack_header(Header(width=5, height=4, channels=3, arch=SIREN, hidden_width=4, hidden_layers=1, omega0=30.0,
+                           init_id=0, tensors=(), latent_levels=2))
+    data = bytearray(crafted_file(np.random.default_rng(0), channels=3, hidden_width=4, hidden_layers=1, width=5,
+                                  height=4, kinds=(LAPLACE,), arch=LATENT, latent_levels=2, latent_channels=1))
+    for offset, value, words in ((14, 13, "'latent_levels' = 13"), (15, 0, "'latent_channels' = 0")):
+        bad = bytearray(data)
+        bad[7 + offset] = value
+        with pytest.raises(InrFormatError, match=words):
+            decode_array(fix_crc(bytes(bad)))
+
+
+def test_version_and_family_must_agree():
+    data = bytearray(crafted_file(np.random.default_rng(0), channels=3, hidden_width=4, hidden_layers=1, width=5,
+                                  height=4, kinds=(LAPLACE,), arch=LATENT))
+    data[4] = 1
+    with pytest.raises(InrFormatError, match="architecture 'latent' needs format version 2, the file says version 1"):
+        bitstream.read_header(fix_crc(bytes(data)))
+    siren = crafted_file(np.random.default_rng(0), channels=3, hidden_width=4, hidden_layers=1, width=5, height=4,
+                         kinds=(LAPLACE,))
+    assert siren[4] == 1  # files of the other families keep version 1, readable by older decoders
+
+
+def test_huge_grids_are_refused_before_allocation():
+    grid = LatentGrid(65535, 65535, 12, 8)
+    n = len(bitstream.tensor_shapes(LATENT, 4, 1, 3, grid))
+    header = _latent_header(width=65535, height=65535, latent_levels=12, latent_channels=8,
+                            tensors=tuple(TensorRecord(1.0, TensorModel(0)) for _ in range(n)))
+    head = pack_header(header)  # framed by hand: write_file would allocate the (all-zero) tensors
+    body = bitstream.MAGIC + struct.pack("<BH", 2, len(head)) + head + struct.pack("<I", 0)
+    data = body + struct.pack("<I", zlib.crc32(body))
+    with pytest.raises(InrFormatError, match="more than the decoder's limit"):
+        decode_array(data, res=16)
+    with pytest.raises(InrFormatError, match="more than the decoder's limit"):
+        bitstream.read_header(data, max_parameters=grid.values() - 1)
+
+
+def test_derivative_views_are_refused(latent_file):
+    with pytest.raises(OptionError, match="needs a smooth network"):
+        decode_array(latent_file[1].data, render="gradient")
+
+
+def test_large_images_the_default_decoder_would_refuse_are_refused_up_front():
+    pixels = np.zeros((1800, 2400, 3), dtype=np.uint8)  # 4.3 M pixels: 5.8 M latents at one channel
+    with pytest.raises(OptionError, match="use --arch siren"):
+        encode_pixels(pixels, EncoderConfig(arch="latent", bpp=0.3, steps=1, device="cpu"))
+
+
+def test_cli_arch_latent_and_info(tmp_path, capsys):
+    from PIL import Image
+
+    from codec.cli import decode_main, encode_main, info_main
+
+    Image.fromarray(smooth_image(32, 48, 3)).save(tmp_path / "in.png")
+    code = encode_main([str(tmp_path / "in.png"), str(tmp_path / "a.inr"), "--arch", "latent", "--steps", "60",
+                        "--bpp", "8", "--device", "cpu", "--json", "-q"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["arch"] == "latent"
+    assert info_main([str(tmp_path / "a.inr")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "latent" and info["latent_levels"] == 6 and info["hidden_width"] == 24
+    assert decode_main([str(tmp_path / "a.inr"), "-o", str(tmp_path / "big.png"), "--res", "300"]) == 0
+    assert Image.open(tmp_path / "big.png").size == (300, 200)
+    code = encode_main([str(tmp_path / "in.png"), str(tmp_path / "b.inr"), "--arch", "latent", "--sparsity", "0.2",
+                        "--steps", "5", "-q"])
+    assert code == 2 and "sizes its own network" in capsys.readouterr().err
+    assert not (tmp_path / "b.inr").exists()
