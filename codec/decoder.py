@@ -189,6 +189,13 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
         from .numpy_render import render_view
 
         return render_view(header, weights, height, width, render)
+    from .numpy_nets import ROW_RENDERERS
+
+    auto = (backend or "auto").lower() == "auto"
+    if which == "torch" and auto and header.arch in ROW_RENDERERS:  # numpy's row renderer is the faster on a CPU
+        from .devices import resolve_device
+
+        which = "numpy" if resolve_device(device).type == "cpu" else "torch"
     if which == "numpy":
         from .numpy_render import render_image
 

@@ -10,7 +10,7 @@ import numpy as np
 from bitstream import Header, InrFormatError, architectures
 
 from .coords import grid_array
-from .numpy_nets import EVALUATORS, Evaluator, widest_layer
+from .numpy_nets import EVALUATORS, ROW_RENDERERS, Evaluator, widest_layer
 
 #: at most about this many floats of hidden activations are alive at once (as codec.render)
 CHUNK_ACTIVATIONS = 1 << 23
@@ -46,12 +46,16 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 def render_image(header: Header, weights: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """(height, width, channels) uint8 picture, computed in float32 as the torch decoder does."""
     evaluate = evaluator_for(header)
+    render_rows = ROW_RENDERERS.get(header.arch)
     rows = _rows_per_chunk(header, width, "image")
     out = np.empty((height, width, header.channels), dtype=np.uint8)
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, height, rows):
             stop = min(height, start + rows)
-            values = evaluate(header, weights, grid_array(height, width, row_start=start, row_stop=stop)).values
+            if render_rows is not None:
+                values = render_rows(header, weights, height, width, start, stop)
+            else:
+                values = evaluate(header, weights, grid_array(height, width, row_start=start, row_stop=stop)).values
             out[start:stop] = to_uint8(values).reshape(stop - start, width, header.channels)
     return out
 

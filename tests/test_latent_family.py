@@ -186,3 +186,19 @@ def test_cli_arch_latent_and_info(tmp_path, capsys):
                         "--steps", "5", "-q"])
     assert code == 2 and "sizes its own network" in capsys.readouterr().err
     assert not (tmp_path / "b.inr").exists()
+
+
+def test_row_renderer_matches_the_pointwise_evaluator(latent_file):
+    from codec.coords import grid_array
+    from codec.numpy_nets import latent_rows
+    from codec.numpy_render import to_uint8
+
+    header, symbols = bitstream.read_file(latent_file[1].data)
+    weights = bitstream.dequantize(header, symbols)
+    for width, height in ((56, 40), (131, 97), (23, 9)):
+        pointwise = latent(header, weights, grid_array(height, width)).values
+        rows = np.concatenate([latent_rows(header, weights, height, width, start, min(height, start + 7))
+                               for start in range(0, height, 7)])  # in chunks, as the renderer calls it
+        assert np.abs(rows - pointwise).max() < 1e-5
+        same = to_uint8(rows) == to_uint8(pointwise)
+        assert same.mean() > 0.999
