@@ -17,7 +17,14 @@ ZERO = 0  #: every symbol is 0; nothing is stored in the payload
 LAPLACE = 1  #: constriction QuantizedLaplace(mean 0, scale) on [-max_abs, max_abs]
 HISTOGRAM = 2  #: Categorical over [-max_abs, max_abs] with stored integer counts
 SPARSE_LAPLACE = 3  #: Bernoulli(nonzero) flag per symbol, then LAPLACE over the nonzero symbols
-MODEL_NAMES = {ZERO: "zero", LAPLACE: "laplace", HISTOGRAM: "histogram", SPARSE_LAPLACE: "sparse-laplace"}
+#: latent grids only (rank-3 tensors, format version 2): each symbol's model is one of up to
+#: MAX_CONTEXT_CLASSES sub-models, picked by an integer context of the row above (context_classes)
+ROW_CONTEXT = 4
+MODEL_NAMES = {ZERO: "zero", LAPLACE: "laplace", HISTOGRAM: "histogram", SPARSE_LAPLACE: "sparse-laplace",
+               ROW_CONTEXT: "row-context"}
+PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)  #: the kinds a row-context sub-model may have
+MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES = 2, 16
+DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers (measured on Kodak latents, see README)
 P_ZERO_ONE = 65536  #: SPARSE_LAPLACE stores P(symbol == 0) as p_zero / 65536
 
 MAX_ABS_LIMIT = 32767  #: largest |symbol| any model accepts
@@ -34,6 +41,7 @@ class TensorModel:
     scale: float = 0.0  # LAPLACE only; a float16 value
     counts: tuple[int, ...] = ()  # HISTOGRAM only; 2*max_abs+1 counts, symbol -max_abs first
     p_zero: int = 0  # SPARSE_LAPLACE only; P(symbol == 0) * 65536, in 1..65535
+    classes: tuple["TensorModel", ...] = ()  # ROW_CONTEXT only: the sub-model of each context class
 
     def constriction_model(self):
         """The constriction model for this tensor (symbols already offset for histograms)."""
@@ -53,23 +61,80 @@ class TensorModel:
         return constriction.stream.model.Bernoulli(1.0 - self.p_zero / P_ZERO_ONE, perfect=True)
 
 
+class _Built:
+    """A plain model with its constriction objects built once (a row-context tensor reuses them per row)."""
+
+    def __init__(self, model: TensorModel):
+        self.model = model
+        self.values = model.constriction_model() if model.kind != ZERO else None
+        self.flags = model.flag_model() if model.kind == SPARSE_LAPLACE else None
+
+    def constriction_model(self):
+        return self.values
+
+    def flag_model(self):
+        return self.flags
+
+
 def _f16(x: float) -> float:
     return float(np.float16(x))
 
 
-def _encode_one(encoder, symbols: np.ndarray, model: TensorModel) -> None:
-    if model.kind == ZERO:
-        return
+def context_classes(above: np.ndarray, n_classes: int) -> np.ndarray:
+    """Context class of every symbol of a row (along the last axis) from the absolute values of the
+    row above it (int64; zeros for the first row): min(|a[c-1]| + 2|a[c]| + |a[c+1]|, n_classes - 1),
+    with 0 beyond the ends. Integer arithmetic only, so encoder and decoders agree on every machine."""
+    padded = np.pad(above, [(0, 0)] * (above.ndim - 1) + [(1, 1)])
+    return np.minimum(padded[..., :-2] + 2 * padded[..., 1:-1] + padded[..., 2:], n_classes - 1)
+
+
+def _row_context_plan(symbols: np.ndarray, n_classes: int) -> np.ndarray:
+    """Context classes of every symbol of a (channels, rows, columns) tensor."""
+    mags = np.abs(symbols.astype(np.int64))
+    above = np.zeros_like(mags)
+    above[:, 1:] = mags[:, :-1]
+    return context_classes(above, n_classes)
+
+
+def _encode_row_context(encoder, symbols: np.ndarray, model: TensorModel) -> None:
+    """Channel by channel, row by row, class by class: each class's symbols of the row, left to right."""
+    classes = _row_context_plan(symbols, len(model.classes))
+    for k, sub in enumerate(model.classes):  # so that a coded tensor always codes something (FORMAT.md §6.1)
+        if sub.kind != ZERO and not np.any(classes == k):
+            raise ValueError(f"row-context class {k} has a model but no symbols; give it model ZERO")
+        if sub.kind == ZERO and np.any(symbols[classes == k]):
+            raise ValueError(f"row-context class {k} has model ZERO but nonzero symbols")
+    built = [_Built(sub) for sub in model.classes]
+    for channel in range(symbols.shape[0]):
+        for row in range(symbols.shape[1]):
+            values, where = symbols[channel, row], classes[channel, row]
+            for k, sub in enumerate(built):
+                part = values[where == k]
+                if part.size and sub.model.kind != ZERO:
+                    _encode_plain(encoder, part, sub)
+
+
+def _encode_plain(encoder, symbols: np.ndarray, built: "_Built") -> None:
+    model = built.model
     flat = symbols.reshape(-1).astype(np.int32)
     if model.kind == SPARSE_LAPLACE:
         nonzero = flat != 0
-        encoder.encode(nonzero.astype(np.int32), model.flag_model())
+        encoder.encode(nonzero.astype(np.int32), built.flag_model())
         flat = flat[nonzero]
         if not flat.size:
             return
     elif model.kind == HISTOGRAM:
         flat = flat + np.int32(model.max_abs)
-    encoder.encode(flat, model.constriction_model())
+    encoder.encode(flat, built.constriction_model())
+
+
+def _encode_one(encoder, symbols: np.ndarray, model: TensorModel) -> None:
+    if model.kind == ZERO:
+        return
+    if model.kind == ROW_CONTEXT:
+        _encode_row_context(encoder, symbols, model)
+        return
+    _encode_plain(encoder, symbols, _Built(model))
 
 
 def measure_bits(symbols: np.ndarray, model: TensorModel) -> int:
@@ -88,12 +153,32 @@ def header_bytes(model: TensorModel) -> int:
     return model_param_size(model)
 
 
+def _row_context_model(symbols: np.ndarray, n_classes: int, kinds) -> tuple[TensorModel, int]:
+    """(ROW_CONTEXT model, its bits: payload + header) with the best plain sub-model per class."""
+    classes = _row_context_plan(symbols, n_classes)
+    subs, bits = [], 8 * (1 + n_classes)  # the class count and every sub-model's kind byte
+    plain = PLAIN_KINDS if kinds is None else tuple(k for k in kinds if k in PLAIN_KINDS)
+    for k in range(n_classes):
+        part = symbols[classes == k]
+        sub = choose_model(part, kinds=plain) if part.size else TensorModel(ZERO)
+        subs.append(sub)
+        bits += measure_bits(part, sub) + 8 * header_bytes(sub)
+    return TensorModel(ROW_CONTEXT, classes=tuple(subs)), bits
+
+
 def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
     """Pick the model that makes this tensor smallest (header parameters + payload), by measuring.
 
-    `kinds` limits the candidates (ZERO is always allowed); None means every model.
+    `kinds` limits the candidates (ZERO is always allowed); None means every model. ROW_CONTEXT is
+    a candidate for rank-3 tensors (latent grids) only.
     """
-    flat = np.asarray(symbols).reshape(-1).astype(np.int64)
+    symbols = np.asarray(symbols)
+    if symbols.ndim == 3 and (kinds is None or ROW_CONTEXT in kinds) and np.any(symbols):
+        plain = choose_model(symbols.reshape(-1), kinds=kinds)
+        plain_bits = measure_bits(symbols, plain) + 8 * header_bytes(plain)
+        context, context_bits = _row_context_model(symbols, DEFAULT_CONTEXT_CLASSES, kinds)
+        return context if context_bits < plain_bits else plain
+    flat = symbols.reshape(-1).astype(np.int64)
     max_abs = int(np.abs(flat).max()) if flat.size else 0
     if max_abs == 0:
         return TensorModel(ZERO)
@@ -133,6 +218,50 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _decode_plain(decoder, built: _Built, size: int) -> np.ndarray:
+    """`size` symbols of a plain (non-context) model from the range decoder, as int32."""
+    kind, max_abs = built.model.kind, built.model.max_abs
+    if kind == ZERO:
+        return np.zeros(size, dtype=np.int32)
+    if kind == SPARSE_LAPLACE:
+        nonzero = np.asarray(decoder.decode(built.flag_model(), size), dtype=np.int32) != 0
+        if nonzero.shape != (size,):
+            raise InrFormatError(f"payload decoded to {nonzero.size} flags, expected {size}")
+        flat = np.zeros(size, dtype=np.int32)
+        count = int(nonzero.sum())
+        if count:
+            values = np.asarray(decoder.decode(built.constriction_model(), count), dtype=np.int32)
+            if values.shape != (count,) or np.any(values == 0):
+                raise InrFormatError("payload decoded a zero where the flags say nonzero")
+            flat[nonzero] = values
+        return flat
+    flat = np.asarray(decoder.decode(built.constriction_model(), size), dtype=np.int32)
+    if flat.shape != (size,):
+        raise InrFormatError(f"payload decoded to {flat.size} symbols, expected {size}")
+    if kind == HISTOGRAM:
+        flat = flat - np.int32(max_abs)
+    return flat
+
+
+def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of _encode_row_context: row by row, each row's classes from the row decoded above it."""
+    channels, rows, cols = shape
+    out = np.zeros(shape, dtype=np.int32)
+    n_classes = len(model.classes)
+    built = [_Built(sub) for sub in model.classes]
+    for channel in range(channels):
+        above = np.zeros(cols, dtype=np.int64)
+        for row in range(rows):
+            classes = context_classes(above, n_classes)
+            values = out[channel, row]
+            for k, sub in enumerate(built):
+                where = np.flatnonzero(classes == k)
+                if where.size and sub.model.kind != ZERO:
+                    values[where] = _decode_plain(decoder, sub, where.size)
+            above = np.abs(values.astype(np.int64))
+    return out
+
+
 def decode_tensors(payload: bytes, models: list[TensorModel], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     """Inverse of :func:`encode_tensors`. Raises InrFormatError if the payload does not fit.
 
@@ -153,29 +282,10 @@ def decode_tensors(payload: bytes, models: list[TensorModel], shapes: list[tuple
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for model, shape in zip(models, shapes):
-            size = int(np.prod(shape, dtype=np.int64))
-            if model.kind == ZERO:
-                tensors.append(np.zeros(shape, dtype=np.int32))
-                continue
-            if model.kind == SPARSE_LAPLACE:
-                nonzero = np.asarray(decoder.decode(model.flag_model(), size), dtype=np.int32) != 0
-                if nonzero.shape != (size,):
-                    raise InrFormatError(f"payload decoded to {nonzero.size} flags, expected {size}")
-                flat = np.zeros(size, dtype=np.int32)
-                count = int(nonzero.sum())
-                if count:
-                    values = np.asarray(decoder.decode(model.constriction_model(), count), dtype=np.int32)
-                    if values.shape != (count,) or np.any(values == 0):
-                        raise InrFormatError("payload decoded a zero where the flags say nonzero")
-                    flat[nonzero] = values
-                tensors.append(flat.reshape(shape))
-                continue
-            flat = np.asarray(decoder.decode(model.constriction_model(), size), dtype=np.int32)
-            if flat.shape != (size,):
-                raise InrFormatError(f"payload decoded to {flat.size} symbols, expected {size}")
-            if model.kind == HISTOGRAM:
-                flat = flat - np.int32(model.max_abs)
-            tensors.append(flat.reshape(shape))
+            if model.kind == ROW_CONTEXT:
+                tensors.append(_decode_row_context(decoder, model, shape))
+            else:
+                tensors.append(_decode_plain(decoder, _Built(model), int(np.prod(shape, dtype=np.int64))).reshape(shape))
         leftover = decoder.maybe_exhausted()
     except InrFormatError:
         raise

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import architectures
 from .entropy import (
-    HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MODEL_NAMES, P_ZERO_ONE, SPARSE_LAPLACE, ZERO, TensorModel,
+    HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MAX_CONTEXT_CLASSES, MIN_CONTEXT_CLASSES, MODEL_NAMES,
+    P_ZERO_ONE, PLAIN_KINDS, ROW_CONTEXT, SPARSE_LAPLACE, ZERO, TensorModel,
 )
 from .errors import InrFormatError
 
@@ -104,18 +105,21 @@ class Header:
                 "latent_values": self.grid().values()} if self.grid() is not None else {}),
             "parameters": architectures.parameter_count(self.arch, self.hidden_width, self.hidden_layers, self.channels,
                                                         self.grid()),
-            "tensors": [
-                {
-                    "shape": list(shape),
-                    "step": rec.step,
-                    "model": MODEL_NAMES[rec.model.kind],
-                    "max_abs": rec.model.max_abs,
-                    **({"scale": rec.model.scale} if rec.model.kind in (LAPLACE, SPARSE_LAPLACE) else {}),
-                    **({"p_zero": rec.model.p_zero / P_ZERO_ONE} if rec.model.kind == SPARSE_LAPLACE else {}),
-                }
-                for shape, rec in zip(shapes, self.tensors)
-            ],
+            "tensors": [{"shape": list(shape), "step": rec.step, **_model_dict(rec.model)}
+                        for shape, rec in zip(shapes, self.tensors)],
         }
+
+
+def _model_dict(model: TensorModel) -> dict:
+    """A model's kind and parameters for `to_dict` (a row-context model lists its classes' models)."""
+    if model.kind == ROW_CONTEXT:
+        return {"model": MODEL_NAMES[model.kind], "classes": [_model_dict(sub) for sub in model.classes]}
+    return {
+        "model": MODEL_NAMES[model.kind],
+        "max_abs": model.max_abs,
+        **({"scale": model.scale} if model.kind in (LAPLACE, SPARSE_LAPLACE) else {}),
+        **({"p_zero": model.p_zero / P_ZERO_ONE} if model.kind == SPARSE_LAPLACE else {}),
+    }
 
 
 def _check(name: str, value, low, high) -> None:
@@ -151,6 +155,8 @@ def model_param_size(model: TensorModel) -> int:
     """Bytes of a model's parameters in the header, the kind byte excluded."""
     if model.kind == ZERO:
         return 0
+    if model.kind == ROW_CONTEXT:  # the class count, then every sub-model's kind byte and parameters
+        return 1 + sum(1 + model_param_size(sub) for sub in model.classes)
     if model.kind == LAPLACE:
         return 4
     if model.kind == SPARSE_LAPLACE:
@@ -195,11 +201,27 @@ class _Reader:
                 raise InrFormatError(f"{what} is not a valid varint")
 
 
-def _check_record(index: int, step: float, model: TensorModel) -> None:
+def _check_record(index: int, step: float, model: TensorModel, shape: tuple[int, ...]) -> None:
     where = f"tensor {index}"
     _check(f"{where} step", step, 2.0**-24, 65504.0)
     if model.kind not in MODEL_NAMES:
-        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..3)")
+        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..4)")
+    if model.kind == ROW_CONTEXT:
+        if len(shape) != 3:
+            raise InrFormatError(f"{where} has a row-context model, which only latent grids (rank-3 tensors) may have")
+        _check(f"{where} classes", len(model.classes), MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES)
+        for k, sub in enumerate(model.classes):
+            if sub.kind not in PLAIN_KINDS:
+                raise InrFormatError(f"header field '{where} class {k} model' = {sub.kind} is not a plain model (0..3)")
+            _check_model(f"{where} class {k}", sub)
+        if all(sub.kind == ZERO for sub in model.classes):
+            raise InrFormatError(f"{where} has a row-context model whose classes are all zero (that is model 0)")
+        return
+    _check_model(where, model)
+
+
+def _check_model(where: str, model: TensorModel) -> None:
+    """Range checks of a plain model's parameters."""
     if model.kind == ZERO:
         return
     _check(f"{where} max_abs", model.max_abs, 1, HISTOGRAM_MAX_ABS if model.kind == HISTOGRAM else MAX_ABS_LIMIT)
@@ -212,6 +234,22 @@ def _check_record(index: int, step: float, model: TensorModel) -> None:
             raise InrFormatError(f"{where} histogram has {len(model.counts)} counts, expected {2 * model.max_abs + 1}")
         if any(c < 0 or c > _MAX_COUNT for c in model.counts) or sum(model.counts) == 0:
             raise InrFormatError(f"{where} histogram counts are out of range or all zero")
+
+
+def _read_params(reader: _Reader, i: int, kind: int) -> TensorModel:
+    """A plain model's parameters (after its kind byte); the kind itself is checked by the caller."""
+    max_abs, scale, counts, p_zero = 0, 0.0, (), 0
+    if kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
+        (max_abs,) = reader.take("H", f"tensor {i} record")
+    if kind == LAPLACE:
+        (scale,) = reader.take("e", f"tensor {i} record")
+    elif kind == SPARSE_LAPLACE:
+        scale, p_zero = reader.take("eH", f"tensor {i} record")
+    elif kind == HISTOGRAM:
+        if max_abs > HISTOGRAM_MAX_ABS:
+            raise InrFormatError(f"header field 'tensor {i} max_abs' = {max_abs} is out of range 1..{HISTOGRAM_MAX_ABS}")
+        counts = tuple(reader.varint(f"tensor {i} histogram") for _ in range(2 * max_abs + 1))
+    return TensorModel(kind, max_abs, scale=scale, counts=counts, p_zero=p_zero)
 
 
 def pack_header(header: Header) -> bytes:
@@ -229,22 +267,34 @@ def pack_header(header: Header) -> bytes:
     shapes = header.tensor_shapes()
     if len(header.tensors) != len(shapes):
         raise InrFormatError(f"header has {len(header.tensors)} tensor records, architecture needs {len(shapes)}")
-    for i, rec in enumerate(header.tensors):
-        _check_record(i, rec.step, rec.model)
+    for i, (rec, shape) in enumerate(zip(header.tensors, shapes)):
+        _check_record(i, rec.step, rec.model, shape)
         if float(np.float16(rec.step)) != rec.step:
             raise InrFormatError(f"tensor {i} step {rec.step} is not a float16 value")
-        if float(np.float16(rec.model.scale)) != rec.model.scale:
-            raise InrFormatError(f"tensor {i} scale {rec.model.scale} is not a float16 value")
         out += struct.pack("<eB", rec.step, rec.model.kind)
-        if rec.model.kind != ZERO:
-            out += struct.pack("<H", rec.model.max_abs)
-        if rec.model.kind == LAPLACE:
-            out += struct.pack("<e", rec.model.scale)
-        elif rec.model.kind == SPARSE_LAPLACE:
-            out += struct.pack("<eH", rec.model.scale, rec.model.p_zero)
-        elif rec.model.kind == HISTOGRAM:
-            out += b"".join(_varint(c) for c in rec.model.counts)
+        if rec.model.kind == ROW_CONTEXT:
+            out += struct.pack("<B", len(rec.model.classes))
+            for sub in rec.model.classes:
+                out += struct.pack("<B", sub.kind) + _pack_params(i, sub)
+        else:
+            out += _pack_params(i, rec.model)
     return bytes(out)
+
+
+def _pack_params(index: int, model: TensorModel) -> bytes:
+    """A plain model's parameters as stored after its kind byte."""
+    if float(np.float16(model.scale)) != model.scale:
+        raise InrFormatError(f"tensor {index} scale {model.scale} is not a float16 value")
+    out = b""
+    if model.kind != ZERO:
+        out += struct.pack("<H", model.max_abs)
+    if model.kind == LAPLACE:
+        out += struct.pack("<e", model.scale)
+    elif model.kind == SPARSE_LAPLACE:
+        out += struct.pack("<eH", model.scale, model.p_zero)
+    elif model.kind == HISTOGRAM:
+        out += b"".join(_varint(c) for c in model.counts)
+    return out
 
 
 def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 2) -> Header:
@@ -268,23 +318,27 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, 
     n_params = architectures.parameter_count(*dims)
     if n_params > max_parameters:
         raise InrFormatError(f"network has {n_params} parameters, more than the decoder's limit {max_parameters}")
-    n_tensors = len(architectures.tensor_shapes(*dims))
+    shapes = architectures.tensor_shapes(*dims)
     records = []
-    for i in range(n_tensors):
+    for i, shape in enumerate(shapes):
         step, kind = reader.take("eB", f"tensor {i} record")
-        max_abs, scale, counts, p_zero = 0, 0.0, (), 0
-        if kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
-            (max_abs,) = reader.take("H", f"tensor {i} record")
-        if kind == LAPLACE:
-            (scale,) = reader.take("e", f"tensor {i} record")
-        elif kind == SPARSE_LAPLACE:
-            scale, p_zero = reader.take("eH", f"tensor {i} record")
-        elif kind == HISTOGRAM:
-            if max_abs > HISTOGRAM_MAX_ABS:
-                raise InrFormatError(f"header field 'tensor {i} max_abs' = {max_abs} is out of range 1..{HISTOGRAM_MAX_ABS}")
-            counts = tuple(reader.varint(f"tensor {i} histogram") for _ in range(2 * max_abs + 1))
-        model = TensorModel(kind, max_abs, scale=scale, counts=counts, p_zero=p_zero)
-        _check_record(i, step, model)
+        if kind == ROW_CONTEXT:  # FORMAT.md §7 step 10: each part checked as soon as it is read
+            _check(f"tensor {i} step", step, 2.0**-24, 65504.0)
+            if len(shape) != 3:
+                _check_record(i, step, TensorModel(kind), shape)
+            (n_classes,) = reader.take("B", f"tensor {i} record")
+            _check(f"tensor {i} classes", n_classes, MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES)
+            subs = []
+            for k in range(n_classes):
+                (sub_kind,) = reader.take("B", f"tensor {i} record")
+                if sub_kind not in PLAIN_KINDS:
+                    raise InrFormatError(f"header field 'tensor {i} class {k} model' = {sub_kind} is not a plain model (0..3)")
+                subs.append(_read_params(reader, i, sub_kind))
+                _check_model(f"tensor {i} class {k}", subs[-1])
+            model = TensorModel(kind, classes=tuple(subs))
+        else:
+            model = _read_params(reader, i, kind)
+        _check_record(i, step, model, shape)
         records.append(TensorRecord(step, model))
     if reader.pos != len(data):
         raise InrFormatError(f"header has {len(data) - reader.pos} unexpected bytes after the last tensor record")

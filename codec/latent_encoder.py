@@ -2,8 +2,8 @@
 
 Rate-distortion training, as the overfitted latent codecs (Cool-chic, C3) do it: the loss is
 MSE + lambda x (estimated bits per pixel of the latents), with the bits from a zero-mean Laplace
-per level (its scale learned) evaluated on the latents plus uniform noise (a differentiable stand-in
-for rounding); the last FINAL_FRACTION of the steps rounds the latents and the synthesis weights
+per level and row-context class (bitstream's ROW_CONTEXT model; the scales learned) evaluated on
+the latents plus uniform noise (a differentiable stand-in for rounding); the last FINAL_FRACTION of the steps rounds the latents and the synthesis weights
 (straight-through) so the network learns what the decoder will get. Rate control happens inside
 that one fit: lambda starts from a measured rate model and is steered towards the target rate
 while the noise phase runs; the file is then entropy-coded with the codec's own per-tensor models,
@@ -17,9 +17,11 @@ import time
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 import bitstream
 from bitstream import Header, LatentGrid, TensorRecord, choose_model
+from bitstream.entropy import DEFAULT_CONTEXT_CLASSES
 
 from .config import DEFAULT_CPU_TIME_BUDGET, EncoderConfig
 from .decoder import decode_array
@@ -84,6 +86,20 @@ def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
 
     return -torch.log2((cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9))
+
+
+def context_classes(grid: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The row-context class of every latent of a (channels, rows, columns) grid, from its rounded
+    values, exactly as the coder computes it (bitstream.entropy.context_classes; no gradient)."""
+    with torch.no_grad():
+        mags = torch.round(grid).abs()
+        above = F.pad(mags[:, :-1], (1, 1, 1, 0))  # the row above (zeros over the first), zero columns at the ends
+        return torch.clamp(above[:, :, :-2] + 2 * above[:, :, 1:-1] + above[:, :, 2:], max=n_classes - 1).long()
+
+
+def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor) -> torch.Tensor:
+    """Bits of every latent under a zero-mean Laplace whose scale is its context class's (log_scales: one per class)."""
+    return laplace_bits(grid, log_scales[context_classes(grid, log_scales.numel())])
 
 
 def initial_lambda(latent_bpp: float) -> float:
@@ -174,7 +190,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
     mlp = list(model.layers.parameters())
-    log_scales = torch.zeros(levels, device=coords.device, requires_grad=True)
+    log_scales = torch.zeros(levels, DEFAULT_CONTEXT_CLASSES, device=coords.device, requires_grad=True)
     latents = list(model.latents)
     bases = (lr, lr * MLP_LR_FACTOR)
     opt = torch.optim.Adam([{"params": latents, "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}])
@@ -205,7 +221,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             at, want = coords[idx], target[idx]
         out = model.synthesis(model.features(at, used), weights)
         mse = torch.mean((out - want) ** 2)
-        bits = sum(laplace_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
+        bits = sum(latent_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
         bpp = bits / n_pix
         loss = mse + math.exp(log_lam) * bpp
         opt.zero_grad(set_to_none=True)
@@ -214,7 +230,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % CONTROL_EVERY == 0:
             with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
-                rounded = sum(laplace_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents)) / n_pix
+                rounded = sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents)) / n_pix
             error = float(rounded) / latent_bpp_target - 1.0
             gain = CONTROL_EVERY * CONTROL_TOTAL / steps * (ROUNDING_CONTROL_FACTOR if rounding else 1.0)
             log_lam += gain * max(-CONTROL_CLAMP, min(CONTROL_CLAMP, error))

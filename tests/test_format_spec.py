@@ -1,9 +1,10 @@
 """An independent `.inr` reader written from bitstream/FORMAT.md alone.
 
 It parses files with plain `struct`, `zlib`, numpy and constriction (none of bitstream's parsing
-code), evaluates the network (SIREN, arch 1; Poly-INR, arch 2; latent grids, arch 3, format
-version 2) in float32 numpy and checks that it agrees with the reference: dequantized weights
-bit-for-bit, rendered pixels within one level (and equal for >= 99%).
+code), entropy-decodes all five model kinds (ROW_CONTEXT, kind 4, included), evaluates the
+network (SIREN, arch 1; Poly-INR, arch 2; latent grids, arch 3, format version 2) in float32
+numpy and checks that it agrees with the reference: dequantized weights bit-for-bit, rendered
+pixels within one level (and equal for >= 99%).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ LATENT_FIELDS = "<BB"  # 4.1 latent-grid fields (arch 3 only): latent_levels, la
 LATENT_RANGES = {"latent_levels": (1, 12), "latent_channels": (1, 8)}
 MAX_PARAMETERS = 2**22  # 7 step 9, the default limit
 F16_MIN, F16_MAX = 2.0**-24, 65504.0
-ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE = 0, 1, 2, 3
+ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT = 0, 1, 2, 3, 4
+PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)
 
 
 class SpecError(Exception):
@@ -111,52 +113,129 @@ def spec_header(head: bytes, version: int) -> tuple[dict, list[tuple[int, ...]],
     return hdr, shapes, pos
 
 
-def spec_records(head: bytes, pos: int, n_tensors: int) -> list[dict]:
-    """FORMAT.md 4.3 and 7 step 10."""
+def _take(head: bytes, pos: int, fmt: str) -> tuple[tuple, int]:
+    size = struct.calcsize(fmt)
+    if pos + size > len(head):
+        raise SpecError("header ends inside a tensor record")
+    return struct.unpack_from(fmt, head, pos), pos + size
+
+
+def _model_params(head: bytes, pos: int, rec: dict) -> int:
+    """FORMAT.md 4.3 / 7 step 10.2: read the parameters of a plain model (kind 0..3) into rec."""
+    kind = rec["kind"]
+    if kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
+        (rec["max_abs"],), pos = _take(head, pos, "<H")
+    if kind == LAPLACE:
+        (rec["scale"],), pos = _take(head, pos, "<e")
+    elif kind == SPARSE_LAPLACE:
+        (rec["scale"], rec["p_zero"]), pos = _take(head, pos, "<eH")
+    elif kind == HISTOGRAM:
+        if rec["max_abs"] > 255:
+            raise SpecError("histogram max_abs out of range")
+        counts = []
+        for _ in range(2 * rec["max_abs"] + 1):
+            c, pos = _varint(head, pos)
+            counts.append(c)
+        rec["counts"] = counts
+    return pos
+
+
+def _check_model(rec: dict) -> None:
+    """FORMAT.md 7 steps 10.5-10.7 for a plain model (kind 0..3)."""
+    kind = rec["kind"]
+    if kind != ZERO:
+        _check_range("max_abs", rec["max_abs"], 1, 255 if kind == HISTOGRAM else 32767)
+    if kind in (LAPLACE, SPARSE_LAPLACE) and not (math.isfinite(rec["scale"]) and F16_MIN <= rec["scale"] <= F16_MAX):
+        raise SpecError("scale out of range")
+    if kind == SPARSE_LAPLACE:
+        _check_range("p_zero", rec["p_zero"], 1, 65535)
+    if kind == HISTOGRAM and sum(rec["counts"]) == 0:
+        raise SpecError("histogram counts all zero")
+
+
+def spec_records(head: bytes, pos: int, shapes: list[tuple[int, ...]]) -> list[dict]:
+    """FORMAT.md 4.3 and 7 step 10 (one record per tensor shape)."""
     records = []
-    for _ in range(n_tensors):
-        if pos + 3 > len(head):
-            raise SpecError("header ends inside a tensor record")
-        step, kind = struct.unpack_from("<eB", head, pos)
-        pos += 3
-        rec = {"step": step, "kind": kind}
-        if kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
-            if pos + 2 > len(head):
-                raise SpecError("header ends inside a tensor record")
-            (rec["max_abs"],) = struct.unpack_from("<H", head, pos)
-            pos += 2
-        if kind in (LAPLACE, SPARSE_LAPLACE):
-            size = 2 if kind == LAPLACE else 4
-            if pos + size > len(head):
-                raise SpecError("header ends inside a tensor record")
-            rec["scale"] = struct.unpack_from("<e", head, pos)[0]
-            if kind == SPARSE_LAPLACE:
-                rec["p_zero"] = struct.unpack_from("<H", head, pos + 2)[0]
-            pos += size
-        elif kind == HISTOGRAM:
-            if rec["max_abs"] > 255:
-                raise SpecError("histogram max_abs out of range")
-            counts = []
-            for _ in range(2 * rec["max_abs"] + 1):
-                c, pos = _varint(head, pos)
-                counts.append(c)
-            rec["counts"] = counts
+    for shape in shapes:
+        rec = {"offset": pos}  # header offset of the record (for the corruption tests)
+        (step, kind), pos = _take(head, pos, "<eB")
+        rec.update(step=step, kind=kind)
+        if kind == ROW_CONTEXT and len(shape) != 3:  # 7 step 10.4: "as soon as its kind byte is read"
+            raise SpecError("ROW_CONTEXT on a tensor that is not rank 3")
+        if kind in PLAIN_KINDS:
+            pos = _model_params(head, pos, rec)
         if not (math.isfinite(step) and F16_MIN <= step <= F16_MAX):
             raise SpecError("step out of range")
-        if kind not in (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
+        if kind not in PLAIN_KINDS + (ROW_CONTEXT,):
             raise SpecError("model kind")
-        if kind != ZERO:
-            _check_range("max_abs", rec["max_abs"], 1, 255 if kind == HISTOGRAM else 32767)
-        if kind in (LAPLACE, SPARSE_LAPLACE) and not (math.isfinite(rec["scale"]) and F16_MIN <= rec["scale"] <= F16_MAX):
-            raise SpecError("scale out of range")
-        if kind == SPARSE_LAPLACE:
-            _check_range("p_zero", rec["p_zero"], 1, 65535)
-        if kind == HISTOGRAM and sum(rec["counts"]) == 0:
-            raise SpecError("histogram counts all zero")
+        if kind == ROW_CONTEXT:  # 4.3: n_classes (u8, 2..16), then n_classes class models of kind 0..3
+            (n_classes,), pos = _take(head, pos, "<B")
+            _check_range("n_classes", n_classes, 2, 16)
+            classes = []
+            for _ in range(n_classes):
+                sub = {"offset": pos}
+                (class_kind,), pos = _take(head, pos, "<B")
+                if class_kind not in PLAIN_KINDS:
+                    raise SpecError("class model kind")
+                sub["kind"] = class_kind
+                pos = _model_params(head, pos, sub)
+                _check_model(sub)
+                classes.append(sub)
+            rec["classes"] = classes
+        else:
+            _check_model(rec)
         records.append(rec)
     if pos != len(head):
         raise SpecError("header trailing bytes")
     return records
+
+
+def _laplace(rec: dict):
+    m = rec["max_abs"]
+    return constriction.stream.model.QuantizedLaplace(-m, m, 0.0, float(rec["scale"]))
+
+
+def _decode_plain(decoder, rec: dict, n: int) -> np.ndarray:
+    """FORMAT.md 6.1 / 6.2: n symbols of one plain model (a tensor, or a ROW_CONTEXT group) -> int32."""
+    if rec["kind"] == ZERO or n == 0:
+        return np.zeros(n, dtype=np.int32)
+    if rec["kind"] == LAPLACE:
+        return np.asarray(decoder.decode(_laplace(rec), n), dtype=np.int32)
+    if rec["kind"] == SPARSE_LAPLACE:
+        flags = constriction.stream.model.Bernoulli(1.0 - rec["p_zero"] / 65536, perfect=True)
+        nonzero = np.asarray(decoder.decode(flags, n), dtype=np.int32) != 0
+        sym = np.zeros(n, dtype=np.int32)
+        if nonzero.any():
+            values = np.asarray(decoder.decode(_laplace(rec), int(nonzero.sum())), dtype=np.int32)
+            if np.any(values == 0):
+                raise SpecError("zero where the flags say nonzero")
+            sym[nonzero] = values
+        return sym
+    m = rec["max_abs"]
+    probs = np.asarray(rec["counts"], dtype=np.float64)
+    model = constriction.stream.model.Categorical(probs / probs.sum(), perfect=False)
+    return np.asarray(decoder.decode(model, n), dtype=np.int32) - np.int32(m)
+
+
+def spec_context_classes(above: np.ndarray, n_classes: int) -> np.ndarray:
+    """FORMAT.md 6.1: class[c] = min(a[c-1] + 2 a[c] + a[c+1], n_classes - 1), a = |row above|, 0 off the ends."""
+    a = [0] + [abs(int(v)) for v in above] + [0]
+    return np.array([min(a[c] + 2 * a[c + 1] + a[c + 2], n_classes - 1) for c in range(len(above))], dtype=np.int64)
+
+
+def _decode_row_context(decoder, rec: dict, shape: tuple[int, ...]) -> np.ndarray:
+    """FORMAT.md 6.1: channel by channel, row by row; per row, class k's group (left to right) for k = 0.. n-1."""
+    channels, rows, cols = shape
+    n_classes = len(rec["classes"])
+    q = np.zeros(shape, dtype=np.int32)
+    for ch in range(channels):
+        for r in range(rows):
+            above = q[ch, r - 1] if r > 0 else np.zeros(cols, dtype=np.int32)
+            cls = spec_context_classes(above, n_classes)
+            for k, sub in enumerate(rec["classes"]):
+                where = np.flatnonzero(cls == k)
+                q[ch, r, where] = _decode_plain(decoder, sub, where.size)
+    return q
 
 
 def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
@@ -186,7 +265,7 @@ def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
 
     hdr, shapes, pos = spec_header(head, version)
     hdr["version"] = version
-    records = spec_records(head, pos, len(shapes))
+    records = spec_records(head, pos, shapes)
     hdr["records"] = records
 
     if len(payload) % 4:
@@ -197,29 +276,10 @@ def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     weights = []
     for rec, shape in zip(records, shapes):
-        n = int(np.prod(shape))
-        if rec["kind"] == ZERO:
-            sym = np.zeros(n, dtype=np.int32)
-        elif rec["kind"] == LAPLACE:
-            m = rec["max_abs"]
-            model = constriction.stream.model.QuantizedLaplace(-m, m, 0.0, float(rec["scale"]))
-            sym = np.asarray(decoder.decode(model, n), dtype=np.int32)
-        elif rec["kind"] == SPARSE_LAPLACE:
-            flags = constriction.stream.model.Bernoulli(1.0 - rec["p_zero"] / 65536, perfect=True)
-            nonzero = np.asarray(decoder.decode(flags, n), dtype=np.int32) != 0
-            sym = np.zeros(n, dtype=np.int32)
-            if nonzero.any():
-                m = rec["max_abs"]
-                model = constriction.stream.model.QuantizedLaplace(-m, m, 0.0, float(rec["scale"]))
-                values = np.asarray(decoder.decode(model, int(nonzero.sum())), dtype=np.int32)
-                if np.any(values == 0):
-                    raise SpecError("zero where the flags say nonzero")
-                sym[nonzero] = values
+        if rec["kind"] == ROW_CONTEXT:
+            sym = _decode_row_context(decoder, rec, shape)
         else:
-            m = rec["max_abs"]
-            probs = np.asarray(rec["counts"], dtype=np.float64)
-            model = constriction.stream.model.Categorical(probs / probs.sum(), perfect=False)
-            sym = np.asarray(decoder.decode(model, n), dtype=np.int32) - np.int32(m)
+            sym = _decode_plain(decoder, rec, int(np.prod(shape)))
         weights.append(sym.reshape(shape).astype(np.float32) * np.float32(rec["step"]))
     if not decoder.maybe_exhausted():
         raise SpecError("payload has unused data")
@@ -348,6 +408,78 @@ def _latent_k2_file() -> bytes:
     return bitstream.write_file(header, symbols)
 
 
+def spec_grid_classes(q: np.ndarray, n_classes: int) -> np.ndarray:
+    """The context class (FORMAT.md 6.1) of every symbol of a (K, R, Q) grid."""
+    above = np.zeros_like(q)
+    above[:, 1:] = q[:, :-1]
+    return np.stack([np.stack([spec_context_classes(row, n_classes) for row in channel]) for channel in above])
+
+
+# the hand-made ROW_CONTEXT grid's class models, one per context class (FORMAT.md 4.3: kinds 0..3)
+RC_CLASS_KINDS = (SPARSE_LAPLACE, ZERO, LAPLACE, HISTOGRAM, LAPLACE, SPARSE_LAPLACE)
+
+
+def _row_context_grid(rng, shape: tuple[int, int, int]) -> np.ndarray:
+    """Sparse small symbols, row by row, zero wherever the class model is ZERO; channel 1's first row all zero
+    (a SPARSE_LAPLACE group whose flags are all 0, so no values are coded for it)."""
+    q = np.zeros(shape, dtype=np.int32)
+    zero_classes = [k for k, kind in enumerate(RC_CLASS_KINDS) if kind == ZERO]
+    for ch in range(shape[0]):
+        for r in range(1 if ch == 1 else 0, shape[1]):
+            cls = spec_context_classes(q[ch, r - 1] if r else np.zeros(shape[2], np.int32), len(RC_CLASS_KINDS))
+            row = np.where(rng.random(shape[2]) < 0.4, rng.choice([-3, -2, -1, -1, 1, 1, 2, 3], shape[2]), 0)
+            row[np.isin(cls, zero_classes)] = 0
+            q[ch, r] = row
+    return q
+
+
+def _class_model(kind: int, v: np.ndarray):
+    """A class model of the given kind fitted to the class's symbols v (FORMAT.md 6.3's parameters)."""
+    import bitstream
+
+    m = max(1, int(np.abs(v).max(initial=0)))
+    if kind == ZERO:
+        assert not v.any()
+        return bitstream.TensorModel(ZERO)
+    if kind == HISTOGRAM:
+        counts = np.bincount(v + m, minlength=2 * m + 1)
+        return bitstream.TensorModel(HISTOGRAM, m, counts=tuple(int(c) for c in counts))
+    nz = v[v != 0] if kind == SPARSE_LAPLACE else v
+    scale = float(np.float16(max(float(np.abs(nz).mean()), 0.05)))
+    if kind == LAPLACE:
+        return bitstream.TensorModel(LAPLACE, m, scale=scale)
+    p_zero = min(max(round(65536 * np.count_nonzero(v == 0) / v.size), 1), 65535)
+    return bitstream.TensorModel(SPARSE_LAPLACE, m, scale=scale, p_zero=p_zero)
+
+
+def _row_context_file() -> bytes:
+    """FORMAT.md 4.2's 13 x 9, G = 3, K = 2 example again, its finest grid written by hand as ROW_CONTEXT with
+    class models of every plain kind, so every branch of 6.1's group order is used."""
+    import bitstream
+
+    rng = np.random.default_rng(11)
+    shapes = spec_shapes(3, 6, 2, 3, width=13, height=9, latent_levels=3, latent_channels=2)
+    q = _row_context_grid(rng, shapes[0])
+    cls = spec_grid_classes(q, len(RC_CLASS_KINDS))
+    # coverage: every class occurs; every coded class has nonzero symbols; nonzero symbols in many rows of both
+    # channels; a SPARSE_LAPLACE group with only zeros and one with nonzero values
+    for k, kind in enumerate(RC_CLASS_KINDS):
+        assert (cls == k).any() and (kind == ZERO or q[cls == k].any()), k
+    assert all((q[ch] != 0).any(axis=1).sum() >= 5 for ch in range(2))
+    groups = [q[ch, r][cls[ch, r] == k] for ch in range(2) for r in range(q.shape[1]) for k in (0, 5)]
+    assert any(g.size and not g.any() for g in groups) and any(g.any() for g in groups)
+    classes = tuple(_class_model(kind, q[cls == k]) for k, kind in enumerate(RC_CLASS_KINDS))
+    symbols = [q] + [rng.integers(-8, 9, size=s).astype(np.int32) for s in shapes[1:3]]
+    symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[3:]]
+    context = bitstream.TensorModel(bitstream.entropy.ROW_CONTEXT, classes=classes)
+    records = [bitstream.TensorRecord(2.0**-2, context)]
+    records += [bitstream.TensorRecord(2.0**-3 if i < 3 else 2.0**-6, bitstream.choose_model(symbols[i]))
+                for i in range(1, len(shapes))]
+    header = bitstream.Header(width=13, height=9, channels=3, arch=3, hidden_width=6, hidden_layers=2, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=3, latent_channels=2)
+    return bitstream.write_file(header, symbols)
+
+
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     rgb = _encode(3, 0)
@@ -357,7 +489,9 @@ def files() -> dict[str, bytes]:
     return {"rgb": rgb, "gray": _encode(1, 1), "all-models": _all_models_variant(rgb), "poly": poly,
             "poly-all-models": _all_models_variant(poly),
             "latent": latent, "latent-gray": _encode(1, 4, "latent", size=(13, 21)),
-            "latent-all-models": _all_models_variant(latent, sparse=levels), "latent-k2": _latent_k2_file()}
+            "latent-all-models": _all_models_variant(latent, sparse=levels), "latent-k2": _latent_k2_file(),
+            # big enough that the reference encoder codes its two finest grids with ROW_CONTEXT (6.3)
+            "latent-rc": _encode(3, 3, "latent", size=(48, 64)), "latent-row-context": _row_context_file()}
 
 
 def _reference_pixels(data: bytes, **size) -> np.ndarray:
@@ -377,7 +511,8 @@ def _arch_of(name: str) -> int:
     return 2 if name.startswith("poly") else 3 if name.startswith("latent") else 1
 
 
-ALL_FILES = ["rgb", "gray", "all-models", "poly", "poly-all-models", "latent", "latent-gray", "latent-all-models", "latent-k2"]
+ALL_FILES = ["rgb", "gray", "all-models", "poly", "poly-all-models", "latent", "latent-gray", "latent-all-models",
+             "latent-k2", "latent-rc", "latent-row-context"]
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -404,7 +539,8 @@ def test_independent_reader_matches_reference(files, name):
     assert mine.shape[2] == hdr["channels"]
 
 
-@pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-k2"])
+@pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-k2", "latent-rc",
+                                  "latent-row-context"])
 def test_independent_render_at_other_sizes(files, name):
     hdr, weights = spec_read(files[name])
     for w, h in ((7, 5), (41, 23)):
@@ -492,3 +628,66 @@ def test_independent_reader_rejects_corruption(files):
         spec_read(bytes(data))
     with pytest.raises(SpecError):
         spec_read(files["rgb"] + b"\0")
+
+
+def test_row_context_files(files):
+    """FORMAT.md 4.3 / 6.1: the encoder's ROW_CONTEXT grids and the hand-made one, as both readers see them."""
+    import bitstream
+
+    for name, grids in (("latent-rc", 2), ("latent-row-context", 1)):
+        hdr, weights = spec_read(files[name])
+        ref = bitstream.read_header(files[name]).to_dict()["tensors"]
+        kinds = [r["kind"] for r in hdr["records"]]
+        assert kinds[:grids] == [ROW_CONTEXT] * grids, (name, kinds)
+        assert ROW_CONTEXT not in kinds[hdr["latent_levels"]:]  # never on an MLP tensor
+        for rec, info in zip(hdr["records"], ref):
+            assert (info["model"] == "row-context") == (rec["kind"] == ROW_CONTEXT)
+            if rec["kind"] == ROW_CONTEXT:
+                assert 2 <= len(rec["classes"]) == len(info["classes"]) <= 16
+    hdr, weights = spec_read(files["latent-row-context"])
+    rec = hdr["records"][0]
+    assert tuple(c["kind"] for c in rec["classes"]) == RC_CLASS_KINDS
+    q = np.rint(weights[0] / np.float32(rec["step"])).astype(np.int32)
+    assert q.shape == (2, 9, 13) and all((q[ch] != 0).any(axis=1).sum() >= 5 for ch in range(2))
+    # the classes of a row depend on the row above only (6.1): a worked row
+    assert spec_context_classes(np.array([0, 3, 0, 0, -1]), 6).tolist() == [3, 5, 3, 1, 2]
+    assert spec_context_classes(np.zeros(4, np.int32), 2).tolist() == [0, 0, 0, 0]
+
+
+def test_row_context_records_are_checked(files):
+    """FORMAT.md 4.3 / 7 step 10.4, checked by both readers: kind 4 only on rank-3 tensors, n_classes 2..16,
+    class kinds 0..3."""
+    import bitstream
+    from benchmarks.fuzz_inr import fix_crc
+
+    def patched(data: bytes, head_offset: int, value: int) -> bytes:
+        data = bytearray(data)
+        data[7 + head_offset] = value
+        return fix_crc(bytes(data))
+
+    rc = files["latent-row-context"]
+    hdr, _ = spec_read(rc)
+    grid, mlp = hdr["records"][0], hdr["records"][hdr["latent_levels"]]
+    assert grid["kind"] == ROW_CONTEXT and len(grid["classes"]) == 6
+    siren = spec_read(files["rgb"])[0]["records"][0]
+    latent_hdr, _ = spec_read(files["latent"])
+    latent_mlp = latent_hdr["records"][latent_hdr["latent_levels"]]
+    rank, classes = ("not rank 3", "only latent grids"), ("n_classes", "classes' = ")
+    class_kind = ("class model kind", "not a plain model")
+    bad = {  # what: (file, why my reader rejects it, why the reference does)
+        "kind 4 on a latent MLP weight": (patched(rc, mlp["offset"] + 2, ROW_CONTEXT), *rank),
+        "kind 4 on the encoder's MLP": (patched(files["latent"], latent_mlp["offset"] + 2, ROW_CONTEXT), *rank),
+        "kind 4 on a SIREN weight": (patched(files["rgb"], siren["offset"] + 2, ROW_CONTEXT), *rank),
+        "n_classes 1": (patched(rc, grid["offset"] + 3, 1), *classes),
+        "n_classes 17": (patched(rc, grid["offset"] + 3, 17), *classes),
+        "n_classes 0": (patched(rc, grid["offset"] + 3, 0), *classes),
+        "class kind 4": (patched(rc, grid["classes"][0]["offset"], 4), *class_kind),
+        "class kind 5": (patched(rc, grid["classes"][0]["offset"], 5), *class_kind),
+        "last class kind 4": (patched(rc, grid["classes"][-1]["offset"], 4), *class_kind),
+        "grid kind 5": (patched(rc, grid["offset"] + 2, 5), "model kind", "not a known model"),
+    }
+    for what, (data, mine, ref) in bad.items():
+        with pytest.raises(SpecError, match=mine):
+            spec_read(data)
+        with pytest.raises(bitstream.InrFormatError, match=ref):
+            bitstream.read_file(data)

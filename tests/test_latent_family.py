@@ -11,7 +11,7 @@ import torch
 
 import bitstream
 from benchmarks.fuzz_inr import crafted_file, fix_crc
-from bitstream import LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord
+from bitstream import LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord, choose_model
 from bitstream.header import pack_header
 from codec.config import EncoderConfig
 from codec.decoder import DecodeLimits, build_model, decode_array
@@ -202,3 +202,62 @@ def test_row_renderer_matches_the_pointwise_evaluator(latent_file):
         assert np.abs(rows - pointwise).max() < 1e-5
         same = to_uint8(rows) == to_uint8(pointwise)
         assert same.mean() > 0.999
+
+
+def _grid_symbols(seed: int = 0) -> np.ndarray:
+    """Latent-like symbols: sparse, with structure that runs down the rows (so the row context pays)."""
+    rng = np.random.default_rng(seed)
+    active = rng.random((2, 1, 40)) < 0.3  # columns that are busy in (almost) every row
+    q = np.where(active & (rng.random((2, 30, 40)) < 0.95), rng.laplace(0, 3, (2, 30, 40)), 0)
+    q = np.where(active, np.sign(q) * np.maximum(np.abs(q), 1), 0)  # no zeros in a busy column
+    return np.clip(np.round(q), -20, 20).astype(np.int32)
+
+
+def test_row_context_model_round_trips_and_pays():
+    from bitstream.entropy import MODEL_NAMES, ROW_CONTEXT, decode_tensors, encode_tensors, measure_bits
+
+    q = _grid_symbols()
+    model = choose_model(q)
+    assert model.kind == ROW_CONTEXT and len(model.classes) == 6
+    plain = choose_model(q.reshape(-1))
+    assert measure_bits(q, model) < 0.9 * measure_bits(q, plain)
+    payload = encode_tensors([q], [model])
+    assert np.array_equal(decode_tensors(payload, [model], [q.shape])[0], q)
+    assert {MODEL_NAMES[sub.kind] for sub in model.classes} <= set(MODEL_NAMES.values()) - {"row-context"}
+
+
+def test_row_context_classes_use_only_the_row_above():
+    from bitstream.entropy import context_classes
+
+    above = np.array([0, 3, 0, 0, 1], dtype=np.int64)
+    assert context_classes(above, 6).tolist() == [3, 5, 3, 1, 2]  # |a[c-1]| + 2|a[c]| + |a[c+1]|, capped at 5
+    assert context_classes(np.zeros(4, dtype=np.int64), 6).tolist() == [0, 0, 0, 0]
+
+
+def test_row_context_records_are_checked():
+    from bitstream.entropy import LAPLACE as LAP
+    from bitstream.entropy import ROW_CONTEXT
+
+    q = _grid_symbols()
+    grid = LatentGrid(40, 30, 1, 2)
+    shapes = bitstream.tensor_shapes(LATENT, 4, 1, 3, grid)
+    symbols = [q] + [np.zeros(s, dtype=np.int32) for s in shapes[1:]]
+    records = [TensorRecord(1.0, choose_model(q))] + [TensorRecord(1.0, TensorModel(0)) for _ in shapes[1:]]
+
+    def header(recs):
+        return Header(width=40, height=30, channels=3, arch=LATENT, hidden_width=4, hidden_layers=1, omega0=1.0,
+                      init_id=0, tensors=tuple(recs), latent_levels=1, latent_channels=2)
+
+    data = bitstream.write_file(header(records), symbols)
+    back = bitstream.read_file(data)[1]
+    assert np.array_equal(back[0], q)
+    info = bitstream.read_header(data).to_dict()["tensors"][0]
+    assert info["model"] == "row-context" and len(info["classes"]) == 6
+    context = TensorModel(ROW_CONTEXT, classes=(TensorModel(LAP, 3, scale=1.0),) * 2)
+    with pytest.raises(InrFormatError, match="only latent grids"):
+        pack_header(header(records[:1] + [TensorRecord(1.0, context)] + records[2:]))
+    with pytest.raises(InrFormatError, match="'tensor 0 classes' = 1 is out of range 2..16"):
+        pack_header(header([TensorRecord(1.0, TensorModel(ROW_CONTEXT, classes=context.classes[:1]))] + records[1:]))
+    with pytest.raises(InrFormatError, match="class 1 model' = 4 is not a plain model"):
+        pack_header(header([TensorRecord(1.0, TensorModel(ROW_CONTEXT, classes=(context.classes[0], context)))]
+                           + records[1:]))
