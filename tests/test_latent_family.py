@@ -261,3 +261,26 @@ def test_row_context_records_are_checked():
     with pytest.raises(InrFormatError, match="class 1 model' = 4 is not a plain model"):
         pack_header(header([TensorRecord(1.0, TensorModel(ROW_CONTEXT, classes=(context.classes[0], context)))]
                            + records[1:]))
+
+
+def test_decoding_is_the_same_on_another_thread_count_and_in_numpy(latent_file, tmp_path):
+    """The probabilities of every latent come from integers and header values only, so the symbols are
+    identical in any decoder; the pixels agree across thread counts and with the numpy receiver."""
+    import subprocess
+    import sys
+
+    data = latent_file[1].data
+    (tmp_path / "f.inr").write_bytes(data)
+    script = ("import sys, numpy as np, torch, bitstream; torch.set_num_threads(1); "
+              "from codec.decoder import decode_array; d = open(sys.argv[1], 'rb').read(); "
+              "np.save(sys.argv[2], np.concatenate([s.ravel() for s in bitstream.read_file(d)[1]])); "
+              "np.save(sys.argv[3], decode_array(d, backend='torch', device='cpu'))")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "f.inr"), str(tmp_path / "sym.npy"),
+                    str(tmp_path / "px.npy")], check=True, env=env, timeout=120)
+    here = np.concatenate([s.ravel() for s in bitstream.read_file(data)[1]])
+    assert np.array_equal(np.load(tmp_path / "sym.npy"), here)
+    one_thread = np.load(tmp_path / "px.npy")
+    for other in (decode_array(data, backend="torch", device="cpu"), decode_array(data, backend="numpy")):
+        assert np.abs(other.astype(int) - one_thread).max() <= 1
+        assert np.mean(other == one_thread) > 0.999
