@@ -138,16 +138,20 @@ def latent(header: Header, weights: list[np.ndarray], coords: np.ndarray, *, ord
     """
     if order:
         raise ValueError("derivative views need a smooth network; the latent-grid family has none")
-    dtype = coords.dtype
     levels = header.latent_levels
     h = np.concatenate([bilinear(g, coords) for g in weights[:levels]], axis=1)
-    mlp = [t.astype(dtype, copy=False) for t in weights[levels:]]
+    return Evaluation(_relu_mlp(h, weights[levels:]))
+
+
+def _relu_mlp(h: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
+    """The latent-grid family's synthesis: weight, bias per layer (file order), ReLU between layers."""
+    mlp = [t.astype(h.dtype, copy=False) for t in layers]
     for k in range(0, len(mlp), 2):
         h = h @ mlp[k].T
         h += mlp[k + 1]
         if k + 2 < len(mlp):
             np.maximum(h, 0, out=h)
-    return Evaluation(h)
+    return h
 
 
 def _axis_taps(n_out: int, cells: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -181,14 +185,7 @@ def latent_rows(header: Header, weights: list[np.ndarray], height: int, width: i
         along_x = g[:, :, c0] * a0 + g[:, :, c1] * a1  # (channels, grid rows lo..hi, width)
         out = along_x[:, r0 - lo] * b0[None, :, None] + along_x[:, r1 - lo] * b1[None, :, None]
         feats.append(out.reshape(channels, rows * width))
-    h = np.concatenate(feats, axis=0).T
-    mlp = [t.astype(dtype, copy=False) for t in weights[levels:]]
-    for k in range(0, len(mlp), 2):
-        h = h @ mlp[k].T
-        h += mlp[k + 1]
-        if k + 2 < len(mlp):
-            np.maximum(h, 0, out=h)
-    return h
+    return _relu_mlp(np.concatenate(feats, axis=0).T, weights[levels:])
 
 
 Evaluator = Callable[..., Evaluation]
