@@ -63,14 +63,16 @@ def table(results: Path, codec: str = "inr", anchor: str = "jpeg420", extra: tup
         lines.append(f"| {rec['image']} | {rec['setting']} | {rec['bpp']:.4f} | {rec['psnr']:.2f} | "
                      f"{'n/a' if jp is None else f'{jp:.2f}'} | {diff} | {rec['encoding_time']:.1f} | {enc.get('steps', '?')} |")
     bpp, psnr = _mean_curve(ours["per_image"])
+    ref_bpp, ref_psnr = _mean_curve(ref["per_image"])  # the anchor's results arrays, per setting
     try:
-        bd = f"{100 * bd_rate(ref['results']['bpp'], ref['results']['psnr'], bpp, psnr):+.1f} %"
+        bd = f"{100 * bd_rate(ref_bpp, ref_psnr, bpp, psnr):+.1f} %"
     except BDError as exc:
         bd = f"n/a ({exc})"
     lines += ["", f"Mean curve of {codec}: " + ", ".join(f"{b:.3f} bpp {p:.2f} dB" for b, p in zip(bpp, psnr))
               + f"; BD-rate against {anchor}: {bd}.",
-              "Runs: " + "; ".join(f"{d.name}: commit {doc['meta'].get('git', {}).get('commit', '?')[:7]}"
-                                   f"{' (dirty)' if doc['meta'].get('git', {}).get('dirty') else ''}" for d, doc in runs)]
+              "Runs: " + "; ".join(f"{d.name}: commit {doc.get('meta', {}).get('git', {}).get('commit', '?')[:7]}"
+                                   f"{' (dirty)' if doc.get('meta', {}).get('git', {}).get('dirty') else ''}"
+                                   for d, doc in runs)]
     return "\n".join(lines) + "\n"
 
 

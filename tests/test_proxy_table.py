@@ -24,3 +24,25 @@ def test_table_rows(tmp_path):
     lines = table(tmp_path).splitlines()
     assert lines[2] == "| a.png | 0.3 | 0.3000 | 31.00 | 30.00 | +1.00 | 12.5 | 2043 |"
     assert "error: boom" in lines[3]
+
+
+def test_extra_runs_and_bd_line(tmp_path):
+    import json
+
+    from benchmarks.proxy_table import table
+
+    def run(folder, commit, points):
+        folder.mkdir()
+        recs = [{"image": "a.png", "setting": s, "bpp": b, "psnr": p, "encoding_time": 1.0, "encoder": {"steps": 5}}
+                for s, b, p in points]
+        (folder / "inr.json").write_text(json.dumps({"meta": {"git": {"commit": commit}}, "per_image": recs}))
+        jpeg = [{"image": "a.png", "setting": q, "bpp": b, "psnr": p} for q, b, p in ((10, 0.1, 25.0), (50, 0.5, 30.0),
+                                                                                      (90, 1.5, 36.0))]
+        (folder / "jpeg420.json").write_text(json.dumps({"per_image": jpeg}))
+
+    run(tmp_path / "a", "aaaaaaa1", [(0.15, 0.15, 27.0), (0.3, 0.3, 29.0)])
+    run(tmp_path / "b", "bbbbbbb2", [(0.6, 0.6, 31.0)])
+    text = table(tmp_path / "a", extra=(tmp_path / "b",))
+    assert "| a.png | 0.6 | 0.6000 | 31.00 |" in text
+    assert "Runs: a: commit aaaaaaa; b: commit bbbbbbb" in text
+    assert "0.150 bpp 27.00 dB, 0.300 bpp 29.00 dB, 0.600 bpp 31.00 dB; BD-rate against jpeg420: -" in text
