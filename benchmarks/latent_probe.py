@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from bitstream.entropy import choose_model, encode_tensors
+from codec.latent_encoder import laplace_bits
 
 HEADER_BYTES = 64  #: a generous guess at what a header for this family would take
 
@@ -39,17 +40,6 @@ def sample_levels(latents: list[torch.Tensor], height: int, width: int) -> torch
     where = torch.stack([gx, gy], dim=-1)[None]  # (1, H, W, 2) as (x, y)
     feats = [F.grid_sample(lat, where, mode="bilinear", padding_mode="border", align_corners=False) for lat in latents]
     return torch.cat(feats, dim=1)[0].reshape(len(latents), -1).T
-
-
-def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Bits of integers (or noisy integers) under a zero-mean Laplace with scale exp(log_scale), per value."""
-    b = torch.exp(log_scale).clamp_min(1e-3)
-
-    def cdf(x):
-        return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
-
-    p = (cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9)
-    return -torch.log2(p)
 
 
 #: causal neighbours (row, column offsets) a context model sees: already decoded in raster order

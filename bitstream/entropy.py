@@ -69,12 +69,6 @@ class _Built:
         self.values = model.constriction_model() if model.kind != ZERO else None
         self.flags = model.flag_model() if model.kind == SPARSE_LAPLACE else None
 
-    def constriction_model(self):
-        return self.values
-
-    def flag_model(self):
-        return self.flags
-
 
 def _f16(x: float) -> float:
     return float(np.float16(x))
@@ -114,18 +108,18 @@ def _encode_row_context(encoder, symbols: np.ndarray, model: TensorModel) -> Non
                     _encode_plain(encoder, part, sub)
 
 
-def _encode_plain(encoder, symbols: np.ndarray, built: "_Built") -> None:
+def _encode_plain(encoder, symbols: np.ndarray, built: _Built) -> None:
     model = built.model
     flat = symbols.reshape(-1).astype(np.int32)
     if model.kind == SPARSE_LAPLACE:
         nonzero = flat != 0
-        encoder.encode(nonzero.astype(np.int32), built.flag_model())
+        encoder.encode(nonzero.astype(np.int32), built.flags)
         flat = flat[nonzero]
         if not flat.size:
             return
     elif model.kind == HISTOGRAM:
         flat = flat + np.int32(model.max_abs)
-    encoder.encode(flat, built.constriction_model())
+    encoder.encode(flat, built.values)
 
 
 def _encode_one(encoder, symbols: np.ndarray, model: TensorModel) -> None:
@@ -224,18 +218,18 @@ def _decode_plain(decoder, built: _Built, size: int) -> np.ndarray:
     if kind == ZERO:
         return np.zeros(size, dtype=np.int32)
     if kind == SPARSE_LAPLACE:
-        nonzero = np.asarray(decoder.decode(built.flag_model(), size), dtype=np.int32) != 0
+        nonzero = np.asarray(decoder.decode(built.flags, size), dtype=np.int32) != 0
         if nonzero.shape != (size,):
             raise InrFormatError(f"payload decoded to {nonzero.size} flags, expected {size}")
         flat = np.zeros(size, dtype=np.int32)
         count = int(nonzero.sum())
         if count:
-            values = np.asarray(decoder.decode(built.constriction_model(), count), dtype=np.int32)
+            values = np.asarray(decoder.decode(built.values, count), dtype=np.int32)
             if values.shape != (count,) or np.any(values == 0):
                 raise InrFormatError("payload decoded a zero where the flags say nonzero")
             flat[nonzero] = values
         return flat
-    flat = np.asarray(decoder.decode(built.constriction_model(), size), dtype=np.int32)
+    flat = np.asarray(decoder.decode(built.values, size), dtype=np.int32)
     if flat.shape != (size,):
         raise InrFormatError(f"payload decoded to {flat.size} symbols, expected {size}")
     if kind == HISTOGRAM:

@@ -32,7 +32,7 @@ from .fitting import mse_to_psnr
 from .latentgrid import LatentGridInr
 from .metrics import psnr
 from .progress import Progress
-from .quantization import fake_quantize, quantize
+from .quantization import fake_quantize, float16_at_least, quantize
 
 LEVELS = 7  #: latent grids, level l at 1/2**l of the image side (fewer for tiny images)
 LEVEL_CHANNELS = 1  #: channels per grid
@@ -139,13 +139,6 @@ def serialize(model: LatentGridInr, latent_step: float, *, entropy_models=None) 
     return bitstream.write_file(header, symbols)
 
 
-def _f16_at_least(value: float) -> float:
-    f16 = np.float16(value)
-    if float(f16) < value:
-        f16 = np.nextafter(f16, np.float16(np.inf))
-    return float(f16)
-
-
 def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, entropy_models=None) -> tuple[bytes, float]:
     """(file, latent step): step 1, or the finest step in LATENT_STEP_RANGE whose file fits the budget."""
     lo, hi = LATENT_STEP_RANGE
@@ -157,7 +150,7 @@ def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, entropy_mod
         return coarsest, hi
     best = (coarsest, hi)
     for _ in range(12):  # bisection on the file size, which falls as the step grows
-        mid = _f16_at_least(0.5 * (lo + hi))
+        mid = float16_at_least(0.5 * (lo + hi))
         if mid in (lo, hi):
             break
         data = serialize(model, mid, entropy_models=entropy_models)
@@ -197,7 +190,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     opt = torch.optim.Adam([{"params": latents, "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}])
     final_from = int(steps * (1 - FINAL_FRACTION))
     control_from = int(steps * CONTROL_START)
-    mlp_steps = synthesis_steps(len(model.parameters_in_file_order()) - levels)
+    mlp_in_file_order = model.parameters_in_file_order()[levels:]  # weight, bias per layer
+    mlp_steps = synthesis_steps(len(mlp_in_file_order))
     log_lam = math.log(lam)
     t0 = time.monotonic()
     done, capped = 0, False
@@ -211,7 +205,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         rounding = step >= final_from
         if rounding:
             used = [g + (torch.round(g) - g).detach() for g in latents]
-            weights = [fake_quantize(p, s) for p, s in zip(model.parameters_in_file_order()[levels:], mlp_steps)]
+            weights = [fake_quantize(p, s) for p, s in zip(mlp_in_file_order, mlp_steps)]
         else:
             used = [g + torch.rand_like(g) - 0.5 for g in latents]
             weights = None

@@ -20,7 +20,7 @@ def step_for_bits(weight: torch.Tensor, bits: float) -> float:
     if peak == 0.0:
         return 1.0
     step = peak / (2.0 ** (bits - 1) - 0.5)
-    return _float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24))  # rounded up: |q| stays in the alphabet
+    return float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24))  # rounded up: |q| stays in the alphabet
 
 
 def steps_for_bits(weights: list[torch.Tensor], bits: float) -> list[float]:
@@ -28,7 +28,8 @@ def steps_for_bits(weights: list[torch.Tensor], bits: float) -> list[float]:
     return [step_for_bits(w, bits) for w in weights]
 
 
-def _float16_at_least(value: float) -> float:
+def float16_at_least(value: float) -> float:
+    """The smallest float16 value that is at least `value`."""
     f16 = np.float16(value)
     if float(f16) < value:
         f16 = np.nextafter(f16, np.float16(np.inf))
@@ -53,7 +54,7 @@ def steps_for_level(weights: list[torch.Tensor], level: float) -> list[float]:
     for i, w in enumerate(weights):
         step = base * (OUTPUT_STEP_FACTOR if i >= len(weights) - 2 else 1.0) * (BIAS_STEP_FACTOR if i % 2 else 1.0)
         peak = float(w.detach().abs().max())
-        steps.append(_float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24)))
+        steps.append(float16_at_least(max(step, peak / MAX_ABS_LIMIT, 2.0**-24)))
     return steps
 
 
