@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codecs", default="all",
                    help=f"comma-separated codecs among {','.join(REGISTRY)}, or 'all'; unavailable ones are skipped")
     p.add_argument("--limit", type=_positive(int), default=None, help="use only the first N images (sorted by name)")
+    p.add_argument("--images", type=lambda v: [n.strip() for n in v.split(",") if n.strip()], default=None,
+                   help="use only these images (comma-separated file names or stems, e.g. kodim01,kodim23)")
     p.add_argument("--downscale", type=_positive(float), default=None,
                    help="resize every image by this factor (Lanczos) before coding, e.g. 0.25")
     p.add_argument("--out", default=None, help="results folder; unset: benchmarks/results/<dataset-name>/")
@@ -169,16 +171,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:10s} {'ok' if why is None else 'UNAVAILABLE: ' + why}  {codec.description}")
         return 0
 
-    name = dataset_name(args.dataset, args.limit, args.downscale)
+    name = dataset_name(args.dataset, args.limit, args.downscale, args.images)
     out_dir = Path(args.out) if args.out else PACKAGE_DIR / "results" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     anchors = report.load_anchors(Path(args.anchors)) if args.anchors else {}
-    reductions = {"limit": args.limit, "downscale": args.downscale, "resample": "LANCZOS" if args.downscale else None}
+    reductions = {"limit": args.limit, "images": args.images, "downscale": args.downscale, "resample": "LANCZOS" if args.downscale else None}
 
     failed_any = False
     if not args.report_only:
         try:
-            images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
+            images = load_images(args.dataset, limit=args.limit, downscale=args.downscale, names=args.images)
         except (FileNotFoundError, OSError) as exc:
             print(f"inr-bench: {exc}", file=sys.stderr)
             return 2

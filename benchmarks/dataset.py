@@ -34,11 +34,13 @@ class BenchImage:
                 "source_mode": self.source_mode, "sha256": self.sha256}
 
 
-def dataset_name(folder: str | Path, limit: int | None, downscale: float | None) -> str:
-    """``kodak``, ``kodak_limit8``, ``kodak_limit8_x0.25``: the name says every reduction."""
+def dataset_name(folder: str | Path, limit: int | None, downscale: float | None, names: list[str] | None = None) -> str:
+    """``kodak``, ``kodak_limit8``, ``kodak_limit8_x0.25``, ``kodak_images3``: the name says every reduction."""
     name = Path(folder).resolve().name
     if limit is not None:
         name += f"_limit{limit}"
+    if names:
+        name += f"_images{len(names)}"
     if downscale is not None and downscale != 1:
         name += f"_x{downscale:g}"
     return name
@@ -51,13 +53,19 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_images(folder: str | Path, *, limit: int | None = None, downscale: float | None = None) -> list[BenchImage]:
-    """The images of ``folder`` sorted by file name, the first ``limit`` of them,
-    each converted to RGB and, if ``downscale`` is given, resized by that factor
-    with Lanczos (each side rounded, at least 1 pixel)."""
+def load_images(folder: str | Path, *, limit: int | None = None, downscale: float | None = None,
+                names: list[str] | None = None) -> list[BenchImage]:
+    """The images of ``folder`` sorted by file name, the first ``limit`` of them (or those whose file
+    name or stem is in ``names``), each converted to RGB and, if ``downscale`` is given, resized by that
+    factor with Lanczos (each side rounded, at least 1 pixel)."""
     paths = list_images(folder)
     if limit is not None:
         paths = paths[:limit]
+    if names:
+        unknown = sorted(set(names) - {p.name for p in paths} - {p.stem for p in paths})
+        if unknown:
+            raise FileNotFoundError(f"no image named {', '.join(unknown)} in {folder}")
+        paths = [p for p in paths if p.name in names or p.stem in names]
     if not paths:
         raise FileNotFoundError(f"no images in {folder}")
     out = []

@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
 # The whole GPU job in one device call (benchmarks/README.md, "GPU runbook"), deadline-aware so
-# that it ends inside the call's limit and always writes what it has:
+# that it ends inside the call's limit and always writes what it has. GPU_FAMILY picks the curve:
+#
+# GPU_FAMILY=latent (default): the latent-grid family, which has no stacked encoder:
+#   1. install as below; 2. gpu_check's SIREN single encodes at 0.3 bpp only (float32 / TF32, CPU vs CUDA
+#   decodes); 3. the suite in the background; 4. benchmarks.gpu_latent check (one latent encode at 0.3 bpp,
+#   its CPU/numpy/CUDA decodes, a repeat); 5. GPU_LATENT_PROCS step-time probes at once, from which
+#   benchmarks.gpu_latent plan sets the curve's steps; 6. the curve: GPU_LATENT_PROCS processes, images
+#   split round robin, each harness call one image at every rate (`--images`), so a cut-off loses whole
+#   images, never single points; caches merged, results assembled (kodak_gpu.tar: inr-latent.json, cache).
+#
+# GPU_FAMILY=siren: the stacked SIREN curve:
 #   1. install what the GPU machine lacks from carried wheels (.whl/) and this repo (no registry there);
 #   2. benchmarks.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
 #      same files, stacked step times -> the curve's step count;
@@ -9,8 +19,9 @@
 #      GPU_PROCS processes sharing the rates: all images of a rate fitted at once, 16,384 random pixels of
 #      each per step (at equal pixel-steps far better than whole images: benchmarks/results/batch_vs_steps),
 #      GPU utilisation sampled every 2 s.
-# Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt,
-# kodak_gpu.tar with inr.json and the per-image cache). A second call resumes the curve from the
+# Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt, with latent
+# latent_check.json, and kodak_gpu.tar with inr.json or inr-latent.json, the per-image cache and logs/):
+# at most 8 files come back from a device call. A second call resumes the curve from the
 # cache if the previous kodak_gpu.tar is unpacked into .gpu_results/kodak_gpu and carried.
 #
 # Device call (from the repo root here, after `pip download` of the wheels into .whl/ and a copy of
@@ -32,6 +43,12 @@ TESTS=${GPU_TESTS:-}                       # test files (default: the whole suit
 PROCS=${GPU_PROCS:-2}                      # benchmark processes sharing the GPU (rates split between them)
 BATCHED=${GPU_BATCHED:-1}                  # 1: stacked encodes (codec.stacked), all images of a rate in one step
 BATCH_PIXELS=${GPU_BATCH_PIXELS:-16384}    # with BATCHED=1: random pixels per image and step (0: whole images)
+FAMILY=${GPU_FAMILY:-latent}              # latent: the latent-grid curve (LATENT_* below); siren: the stacked SIREN curve
+LATENT_PROCS=${GPU_LATENT_PROCS:-12}       # latent: encoding processes sharing the GPU, images split round robin
+LATENT_CHECK_STEPS=${GPU_LATENT_CHECK_STEPS:-2000}  # latent: steps of the single 0.3 bpp check encode
+LATENT_PROBE_STEPS=${GPU_LATENT_PROBE_STEPS:-150}   # latent: timed steps of each concurrent probe
+LATENT_FINISH=${GPU_LATENT_FINISH:-8}      # latent: seconds per encode outside the fit (rate search, decode, scoring, start-up)
+LATENT_RESERVE=${GPU_LATENT_RESERVE:-30}   # latent: seconds kept after the curve (merging, packing)
 PLAN_SHARE=${GPU_PLAN_SHARE:-0.6}          # share of the time left that the planned stacked steps may fill (the
                                            # 2026-11-26 run planned 1.0 and was cut off: benchmarks/results/kodak_gpu_h200_batch16k)
 mkdir -p "$OUT"
@@ -54,6 +71,15 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 python3 -c "import torch, constriction, codec; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))" 2>&1 | tee -a "$OUT/runbook.log"
 
+
+run_tests() {  # the suite, with CUDA present, in the background (waited for at the end)
+  XDIST=""; python3 -c "import xdist" 2>/dev/null && XDIST="-n 4"
+  ( OMP_NUM_THREADS=2 timeout $(( $(left) - 30 )) python3 -m pytest -q -p no:cacheprovider $XDIST $TESTS > "$OUT/pytest.txt" 2>&1
+    echo "pytest exit $?" >> "$OUT/pytest.txt" ) &
+  TESTS_PID=$!
+}
+
+siren_curve() {  # SIREN family: stacked encodes, all images of a rate at once
 # 2. checks and the curve's plan (its step count fills the time that is left, less the finishing reserve)
 DEADLINE=$(( START + TOTAL - FINISH_RESERVE - 20 ))
 log "gpu_check"
@@ -67,11 +93,7 @@ except Exception:
     print(${GPU_FALLBACK_STEPS:-1000}, 0)")
 log "curve plan: ${STEPS} steps, tf32=${TF32}"
 
-# 3. the suite, with CUDA, beside the curve
-XDIST=""; python3 -c "import xdist" 2>/dev/null && XDIST="-n 4"
-( timeout $(( $(left) - 30 )) python3 -m pytest -q -p no:cacheprovider $XDIST $TESTS > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?" >> "$OUT/pytest.txt" ) &
-TESTS_PID=$!
-
+run_tests
 # 4. the curve, resumed from a carried cache if there is one. GPU_PROCS processes share the rates
 #    (round robin) so that one's CPU-side finishing (rate search, decoding, scoring) overlaps another's
 #    fitting; their caches are then merged and the results assembled from the cache alone.
@@ -97,6 +119,63 @@ cat /tmp/kodak_gpu_part*/cache/records.jsonl >> /tmp/kodak_gpu/cache/records.jso
 python3 -m benchmarks "$DATA" --codecs inr --device "$DEVICE" --inr-steps "$STEPS" $FLAGS --inr-bpps "$BPPS" \
   --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 | tee -a "$OUT/runbook.log"
 kill $SMI 2>/dev/null
-wait $TESTS_PID
+}
+
+latent_curve() {  # latent-grid family: one image per encode (no stacked path), LATENT_PROCS processes sharing the GPU
+  log "gpu_check: SIREN single encodes at 0.3 bpp (float32, TF32) and their CPU/CUDA decodes"
+  timeout 120 python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" --device "$DEVICE" \
+    ${GPU_CHECK_ARGS:---single-bpps 0.3} --curve-bpps 0.3 --curve-images 1 --curve-seconds 1 2>&1 | tee -a "$OUT/runbook.log"
+  run_tests
+  log "latent check: one encode at 0.3 bpp, its decodes, a repeat"
+  timeout 150 python3 -m benchmarks.gpu_latent check --image "$CHECK_IMAGE" --out "$OUT/latent_check.json" \
+    --device "$DEVICE" --steps "$LATENT_CHECK_STEPS" --repeat-steps 200 2>&1 | tee -a "$OUT/runbook.log"
+  log "latent probes: ${LATENT_PROCS} at once"
+  local pids="" k
+  for k in $(seq 0 $(( LATENT_PROCS - 1 ))); do
+    OMP_NUM_THREADS=1 timeout 120 python3 -m benchmarks.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" \
+      --steps "$LATENT_PROBE_STEPS" --out /tmp/latent_probe_$k.json > /tmp/latent_probe_$k.log 2>&1 &
+    pids="$pids $!"
+  done
+  for k in $pids; do wait $k; done
+  local images=($(ls "$DATA"/*.png | xargs -n1 basename | sed 's/\.png$//'))
+  local n=${#images[@]} rates jobs end
+  rates=$(echo "$BPPS" | tr ',' '\n' | wc -l)
+  jobs=$(( (n + LATENT_PROCS - 1) / LATENT_PROCS * rates ))
+  end=$(( START + TOTAL - LATENT_RESERVE ))
+  python3 -m benchmarks.gpu_latent plan --probes /tmp/latent_probe_*.json --jobs "$jobs" \
+    --seconds $(( end - $(date +%s) )) --finish-seconds "$LATENT_FINISH" > /tmp/latent_plan.json 2>&1
+  tee -a "$OUT/runbook.log" < /tmp/latent_plan.json
+  local steps
+  steps=$(python3 -c "import json; print(json.load(open('/tmp/latent_plan.json'))['steps'])" 2>/dev/null || echo "${GPU_FALLBACK_STEPS:-1000}")
+  log "latent curve: ${n} images over ${LATENT_PROCS} processes, ${steps} steps, rates ${BPPS}"
+  mkdir -p /tmp/kodak_gpu/cache
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
+  local smi=$!
+  pids=""
+  for k in $(seq 0 $(( LATENT_PROCS - 1 ))); do
+    (
+      i=$k
+      while [ $i -lt $n ]; do  # one image at every rate per call, so a cut-off leaves whole curves
+        remaining=$(( end - $(date +%s) ))
+        [ $remaining -le 10 ] && break
+        OMP_NUM_THREADS=1 timeout $remaining python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" \
+          --inr-steps "$steps" --inr-bpps "$BPPS" --images "${images[$i]}" --out /tmp/latent_part$k --anchors '' \
+          --no-plot >> /tmp/latent_part$k.log 2>&1
+        i=$(( i + LATENT_PROCS ))
+      done
+    ) &
+    pids="$pids $!"
+  done
+  for k in $pids; do wait $k; done
+  kill $smi 2>/dev/null
+  mkdir -p /tmp/kodak_gpu/logs && cp /tmp/latent_part*.log /tmp/latent_probe_* /tmp/latent_plan.json /tmp/kodak_gpu/logs/ 2>/dev/null
+  cat /tmp/latent_part*/cache/records.jsonl >> /tmp/kodak_gpu/cache/records.jsonl 2>/dev/null
+  python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" --inr-steps "$steps" --inr-bpps "$BPPS" \
+    --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 | tee -a "$OUT/runbook.log"
+  log "latent curve: $(grep -c . /tmp/kodak_gpu/cache/records.jsonl) records"
+}
+
+if [ "$FAMILY" = "latent" ]; then latent_curve; else siren_curve; fi
+[ -n "${TESTS_PID:-}" ] && wait $TESTS_PID
 tail -3 "$OUT/pytest.txt" | tee -a "$OUT/runbook.log"
 log "done"

@@ -87,7 +87,7 @@ def bd_table(dataset: str, docs: dict[str, dict], anchors: dict[str, dict], anch
         "(last column). Negative = fewer bits than the anchor. BD-PSNR: average PSNR gain at equal rate.",
         "",
     ]
-    if reductions and any(v is not None for k, v in reductions.items() if k in ("limit", "downscale")):
+    if reductions and any(v is not None for k, v in reductions.items() if k in ("limit", "images", "downscale")):
         lines += [f"Reductions: {json.dumps(reductions)}. Published anchors were measured on the 24 "
                   "full-resolution Kodak images, so their rows compare different data and are only indicative.", ""]
     lines += ["| codec | points | bpp range | PSNR range (dB) | BD-rate | BD-PSNR | PSNR overlap (dB) |",
@@ -177,8 +177,9 @@ def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, 
                  label=f"{name} (published)")
         seen["psnr"] += [p[1] for p in pts if p[0] <= max_bpp]
     note = ""
-    if reductions and any(reductions.get(k) is not None for k in ("limit", "downscale")):
-        red = ", ".join(f"{k}={reductions[k]}" for k in ("limit", "downscale") if reductions.get(k) is not None)
+    if reductions and any(reductions.get(k) is not None for k in ("limit", "images", "downscale")):
+        red = ", ".join(f"{k}={reductions[k] if k != 'images' else len(reductions[k])}"
+                        for k in ("limit", "images", "downscale") if reductions.get(k) is not None)
         note = f" (reduced: {red}; the dashed published curves are full-resolution Kodak, only indicative)"
     fig.suptitle(f"{dataset}{note}", fontsize=11)
     ax1.set(xlabel="bits per pixel", ylabel="PSNR RGB (dB)", title="PSNR", xlim=(0, max_bpp))

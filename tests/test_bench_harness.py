@@ -1,5 +1,6 @@
 """The benchmark harness end to end on tiny synthetic images (benchmarks.cli.main)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,16 @@ def test_dataset_reductions_and_name(tiny_dataset):
     assert images[0].size == (12, 8) and images[0].original_size == (24, 16)
     assert dataset_name(tiny_dataset, 8, 0.25) == "tiny_limit8_x0.25"
     assert dataset_name(tiny_dataset, None, None) == "tiny"
+
+
+def test_dataset_subset_by_name(tiny_dataset):
+    names = [im.name for im in load_images(tiny_dataset)]
+    assert len(names) >= 2
+    picked = load_images(tiny_dataset, names=[names[-1], Path(names[0]).stem])  # a file name and a stem
+    assert [im.name for im in picked] == [names[0], names[-1]]  # in the folder's order
+    assert dataset_name(tiny_dataset, None, None, [names[0]]) == "tiny_images1"
+    with pytest.raises(FileNotFoundError, match="no image named nosuch"):
+        load_images(tiny_dataset, names=["nosuch"])
 
 
 def test_help_shows_defaults(capsys):

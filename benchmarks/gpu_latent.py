@@ -1,0 +1,137 @@
+"""GPU checks and planning for the latent-grid family's Kodak curve (benchmarks/gpu_runbook.sh, GPU_FAMILY=latent).
+
+    python -m benchmarks.gpu_latent probe --image kodim23.png --steps 150 --out probe_0.json
+    python -m benchmarks.gpu_latent check --image kodim23.png --steps 2000 --out latent_check.json
+    python -m benchmarks.gpu_latent plan --probes probe_*.json --jobs 10 --seconds 330
+
+`probe` times the latent fit's steps (whole-image steps, as a CUDA encode runs them) in one process;
+the runbook starts as many probes at once as the curve will run processes, so their step times include
+the sharing of the GPU. `check` encodes one image at 0.3 bpp on the device (seconds, rate, PSNR),
+decodes the file on the CPU (torch and numpy) and on the device (pixel values that differ, the
+3840 px decode time), and encodes a short fit twice to see whether the device's bytes repeat.
+`plan` turns the probes' step times into the curve's step count: each process runs `--jobs`
+encodes in `--seconds`, each with `--finish-seconds` of rate search, decoding and scoring.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from bitstream import LatentGrid
+from codec.config import EncoderConfig
+from codec.encoder import encode_pixels, image_tensors
+from codec.imageio import load_pixels
+from codec.latent_encoder import (LEVEL_CHANNELS, SYNTH_LAYERS, SYNTH_WIDTH, fit, initial_lambda, levels_for)
+from codec.latentgrid import LatentGridInr
+from codec.progress import Progress
+
+from .gpu_check import _decode_difference, _timed
+
+
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor() or "cpu"
+
+
+def step_seconds(pixels, device: str, steps: int, warmup: int = 10) -> dict:
+    """Seconds per whole-image latent fitting step (after `warmup` steps), rate-controlled at 0.3 bpp."""
+    height, width, channels = pixels.shape
+    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    coords, target, _ = image_tensors(pixels, torch.device(device))
+
+    def run(n):
+        torch.manual_seed(0)
+        model = LatentGridInr(channels=channels, hidden_width=SYNTH_WIDTH, hidden_layers=SYNTH_LAYERS, grid=grid).to(device)
+        fit(model, coords, target, steps=n, lr=5e-2, lam=initial_lambda(0.25), latent_bpp_target=0.25, deadline=None,
+            progress=Progress(enabled=False), batch_pixels=width * height,
+            generator=torch.Generator(device=device).manual_seed(0))
+
+    run(warmup)
+    _, seconds = _timed(lambda: run(steps))
+    return {"device": _device_name(device), "steps": steps, "seconds": seconds, "seconds_per_step": seconds / steps,
+            "pixels": width * height, "latents": grid.values()}
+
+
+def check(pixels, device: str, steps: int, repeat_steps: int, name: str) -> dict:
+    """One 0.3 bpp encode on `device` with its decodes compared across devices, and a repeat test."""
+    encode_pixels(pixels[:64, :64], EncoderConfig(bpp=8.0, steps=20, arch="latent", device=device))  # start-up
+    result, seconds = _timed(lambda: encode_pixels(pixels, EncoderConfig(bpp=0.3, steps=steps, arch="latent",
+                                                                          device=device)))
+    out = {"device": _device_name(device), "torch": torch.__version__, "cuda": torch.version.cuda,
+           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "image": name,
+           "encode": {"bpp_target": 0.3, "steps": result.steps, "seconds": seconds, "bytes": result.bytes,
+                      "bpp": result.bpp, "psnr": result.psnr, "latent_step": result.quant_step}}
+    print(json.dumps(out), flush=True)
+    out["decode_difference"] = _decode_difference(result.data, pixels, device)
+    print(json.dumps(out["decode_difference"]), flush=True)
+    cfg = EncoderConfig(bpp=0.3, steps=repeat_steps, arch="latent", device=device)
+    first, second = encode_pixels(pixels, cfg), encode_pixels(pixels, cfg)
+    out["repeat"] = {"steps": repeat_steps, "identical_bytes": first.data == second.data,
+                     "bytes": [first.bytes, second.bytes], "psnr": [first.psnr, second.psnr]}
+    print(json.dumps(out["repeat"]), flush=True)
+    return out
+
+
+def plan(probes: list[dict], *, jobs: int, seconds: float, finish_seconds: float, min_steps: int,
+         max_steps: int) -> dict:
+    """The step count that lets every process run `jobs` encodes in `seconds` (the slowest probe's step time)."""
+    per_step = max(p["seconds_per_step"] for p in probes)
+    fit_seconds = seconds / jobs - finish_seconds
+    steps = int(min(max_steps, max(min_steps, fit_seconds / per_step)) // 50 * 50)
+    return {"steps": steps, "processes": len(probes), "seconds_per_step_shared": per_step,
+            "seconds_per_step_each": [p["seconds_per_step"] for p in probes], "jobs_per_process": jobs,
+            "seconds": seconds, "finish_seconds": finish_seconds,
+            "planned_seconds_per_process": jobs * (steps * per_step + finish_seconds)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="what", required=True)
+    for name in ("probe", "check"):
+        s = sub.add_parser(name)
+        s.add_argument("--image", required=True)
+        s.add_argument("--out", required=True)
+        s.add_argument("--device", default="cuda")
+        s.add_argument("--steps", type=int, default=150 if name == "probe" else 2000)
+        if name == "check":
+            s.add_argument("--repeat-steps", type=int, default=200)
+    s = sub.add_parser("plan")
+    s.add_argument("--probes", nargs="+", required=True)
+    s.add_argument("--jobs", type=int, required=True, help="encodes per process")
+    s.add_argument("--seconds", type=float, required=True, help="seconds each process may take")
+    s.add_argument("--finish-seconds", type=float, default=6.0)
+    s.add_argument("--min-steps", type=int, default=300)
+    s.add_argument("--max-steps", type=int, default=20000)
+    args = p.parse_args(argv)
+    if args.what == "plan":
+        probes = []
+        for path in args.probes:
+            try:
+                probes.append(json.loads(Path(path).read_text()))
+            except (OSError, ValueError):
+                pass
+        if not probes:
+            raise SystemExit("gpu_latent plan: no probe results")
+        result = plan(probes, jobs=args.jobs, seconds=args.seconds, finish_seconds=args.finish_seconds,
+                      min_steps=args.min_steps, max_steps=args.max_steps)
+        print(json.dumps(result))
+        return 0
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("gpu_latent: no CUDA GPU")
+    pixels = load_pixels(args.image)
+    if args.what == "probe":
+        result = step_seconds(pixels, args.device, args.steps)
+    else:
+        result = check(pixels, args.device, args.steps, args.repeat_steps, Path(args.image).name)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.what == "probe":
+        print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
