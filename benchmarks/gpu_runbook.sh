@@ -49,6 +49,8 @@ LATENT_CHECK_STEPS=${GPU_LATENT_CHECK_STEPS:-2000}  # latent: steps of the singl
 LATENT_PROBE_STEPS=${GPU_LATENT_PROBE_STEPS:-150}   # latent: timed steps of each concurrent probe
 LATENT_FINISH=${GPU_LATENT_FINISH:-8}      # latent: seconds per encode outside the fit (rate search, decode, scoring, start-up)
 LATENT_RESERVE=${GPU_LATENT_RESERVE:-30}   # latent: seconds kept after the curve (merging, packing)
+LATENT_WANT_STEPS=${GPU_LATENT_WANT_STEPS:-2000}  # latent: the curve takes the most images (all, 12, 6) that get this many steps
+LATENT_STAGES=${GPU_LATENT_STAGES:-gpu_check,tests,latent_check,profile}  # latent: what runs before the probes and the curve
 PLAN_SHARE=${GPU_PLAN_SHARE:-0.6}          # share of the time left that the planned stacked steps may fill (the
                                            # 2026-11-26 run planned 1.0 and was cut off: benchmarks/results/kodak_gpu_h200_batch16k)
 mkdir -p "$OUT"
@@ -122,13 +124,24 @@ kill $SMI 2>/dev/null
 }
 
 latent_curve() {  # latent-grid family: one image per encode (no stacked path), LATENT_PROCS processes sharing the GPU
-  log "gpu_check: SIREN single encodes at 0.3 bpp (float32, TF32) and their CPU/CUDA decodes"
-  timeout 120 python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" --device "$DEVICE" \
-    ${GPU_CHECK_ARGS:---single-bpps 0.3} --curve-bpps 0.3 --curve-images 1 --curve-seconds 1 2>&1 | tee -a "$OUT/runbook.log"
-  run_tests
-  log "latent check: one encode at 0.3 bpp, its decodes, a repeat"
-  timeout 150 python3 -m benchmarks.gpu_latent check --image "$CHECK_IMAGE" --out "$OUT/latent_check.json" \
-    --device "$DEVICE" --steps "$LATENT_CHECK_STEPS" --repeat-steps 200 2>&1 | tee -a "$OUT/runbook.log"
+  if [[ ",$LATENT_STAGES," == *",gpu_check,"* ]]; then
+    log "gpu_check: SIREN single encodes at 0.3 bpp (float32, TF32) and their CPU/CUDA decodes"
+    timeout 120 python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" --device "$DEVICE" \
+      ${GPU_CHECK_ARGS:---single-bpps 0.3} --curve-bpps 0.3 --curve-images 1 --curve-seconds 1 2>&1 | tee -a "$OUT/runbook.log"
+  fi
+  [[ ",$LATENT_STAGES," == *",tests,"* ]] && run_tests
+  if [[ ",$LATENT_STAGES," == *",latent_check,"* ]]; then
+    log "latent check: one encode at 0.3 bpp, its decodes, a repeat"
+    timeout 90 python3 -m benchmarks.gpu_latent check --image "$CHECK_IMAGE" --out "$OUT/latent_check.json" \
+      --device "$DEVICE" --steps "$LATENT_CHECK_STEPS" --repeat-steps 200 2>&1 | tee -a "$OUT/runbook.log"
+  fi
+  if [[ ",$LATENT_STAGES," == *",profile,"* ]]; then
+    log "latent profile: whole-image steps, then grid_sample steps (all pixels but one)"
+    { timeout 60 python3 -m benchmarks.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p1.txt
+      timeout 60 python3 -m benchmarks.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p2.json
+      timeout 60 python3 -m benchmarks.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 10 \
+        --batch-pixels 393215 --out /tmp/p3.txt; } > "$OUT/latent_profile.txt" 2>&1
+  fi
   log "latent probes: ${LATENT_PROCS} at once"
   local pids="" k
   for k in $(seq 0 $(( LATENT_PROCS - 1 ))); do
@@ -138,21 +151,25 @@ latent_curve() {  # latent-grid family: one image per encode (no stacked path), 
   done
   for k in $pids; do wait $k; done
   local images=($(ls "$DATA"/*.png | xargs -n1 basename | sed 's/\.png$//'))
-  local n=${#images[@]} rates jobs end
+  local n=${#images[@]} rates end counts steps procs
   rates=$(echo "$BPPS" | tr ',' '\n' | wc -l)
-  jobs=$(( (n + LATENT_PROCS - 1) / LATENT_PROCS * rates ))
   end=$(( START + TOTAL - LATENT_RESERVE ))
-  python3 -m benchmarks.gpu_latent plan --probes /tmp/latent_probe_*.json --jobs "$jobs" \
-    --seconds $(( end - $(date +%s) )) --finish-seconds "$LATENT_FINISH" > /tmp/latent_plan.json 2>&1
+  counts=$(python3 -c "print(','.join(str(c) for c in sorted({$n, *[c for c in (12, 6) if c < $n]})))")
+  python3 -m benchmarks.gpu_latent plan --probes /tmp/latent_probe_*.json --single /tmp/p2.json --images "$counts" --rates "$rates" \
+    --seconds $(( end - $(date +%s) )) --finish-seconds "$LATENT_FINISH" --want-steps "$LATENT_WANT_STEPS" > /tmp/latent_plan.json 2>&1
   tee -a "$OUT/runbook.log" < /tmp/latent_plan.json
-  local steps
-  steps=$(python3 -c "import json; print(json.load(open('/tmp/latent_plan.json'))['steps'])" 2>/dev/null || echo "${GPU_FALLBACK_STEPS:-1000}")
-  log "latent curve: ${n} images over ${LATENT_PROCS} processes, ${steps} steps, rates ${BPPS}"
+  read -r n procs steps < <(python3 -c "
+import json
+try:
+    p = json.load(open('/tmp/latent_plan.json')); print(p['images'], p['processes'], p['steps'])
+except Exception:
+    print(min($n, 6), min($n, $LATENT_PROCS), ${GPU_FALLBACK_STEPS:-1000})")
+  log "latent curve: the first ${n} images over ${procs} processes, ${steps} steps, rates ${BPPS}"
   mkdir -p /tmp/kodak_gpu/cache
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,power.draw --format=csv -l 2 > "$OUT/gpu_util.csv" 2>&1 &
   local smi=$!
   pids=""
-  for k in $(seq 0 $(( LATENT_PROCS - 1 ))); do
+  for k in $(seq 0 $(( procs - 1 ))); do
     (
       i=$k
       while [ $i -lt $n ]; do  # one image at every rate per call, so a cut-off leaves whole curves
@@ -161,7 +178,7 @@ latent_curve() {  # latent-grid family: one image per encode (no stacked path), 
         OMP_NUM_THREADS=1 timeout $remaining python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" \
           --inr-steps "$steps" --inr-bpps "$BPPS" --images "${images[$i]}" --out /tmp/latent_part$k --anchors '' \
           --no-plot >> /tmp/latent_part$k.log 2>&1
-        i=$(( i + LATENT_PROCS ))
+        i=$(( i + procs ))
       done
     ) &
     pids="$pids $!"
@@ -171,7 +188,8 @@ latent_curve() {  # latent-grid family: one image per encode (no stacked path), 
   mkdir -p /tmp/kodak_gpu/logs && cp /tmp/latent_part*.log /tmp/latent_probe_* /tmp/latent_plan.json /tmp/kodak_gpu/logs/ 2>/dev/null
   cat /tmp/latent_part*/cache/records.jsonl >> /tmp/kodak_gpu/cache/records.jsonl 2>/dev/null
   python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" --inr-steps "$steps" --inr-bpps "$BPPS" \
-    --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 | tee -a "$OUT/runbook.log"
+    --images "$(IFS=,; echo "${images[*]:0:$n}")" --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 \
+    | tee -a "$OUT/runbook.log"
   log "latent curve: $(grep -c . /tmp/kodak_gpu/cache/records.jsonl) records"
 }
 

@@ -183,6 +183,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     levels = model.grid.levels
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
+    matrices = model.image_matrices(coords.device) if full_batch else None
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, DEFAULT_CONTEXT_CLASSES, device=coords.device, requires_grad=True)
     latents = list(model.latents)
@@ -210,11 +211,11 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             used = [g + torch.rand_like(g) - 0.5 for g in latents]
             weights = None
         if full_batch:
-            at, want = coords, target
+            features, want = model.image_features(matrices, used), target
         else:
             idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
-            at, want = coords[idx], target[idx]
-        out = model.synthesis(model.features(at, used), weights)
+            features, want = model.features(coords[idx], used), target[idx]
+        out = model.synthesis(features, weights)
         mse = torch.mean((out - want) ** 2)
         bits = sum(latent_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
         bpp = bits / n_pix
