@@ -93,6 +93,37 @@ def test_numpy_bilinear_is_torch_grid_sample():
     assert np.allclose(bilinear(grid, centres).T.reshape(2, 5, 7), grid)
 
 
+def test_whole_image_features_are_grid_sample_at_the_pixel_centres():
+    """The fit's whole-image path (separable interpolation matrices) gives grid_sample's values and gradients."""
+    from codec.coords import grid as pixel_grid
+
+    torch.manual_seed(0)
+    for width, height, levels in [(37, 23, 4), (5, 3, 2), (64, 9, 3)]:
+        model = LatentGridInr(channels=3, hidden_width=8, hidden_layers=1, grid=LatentGrid(width, height, levels, 2))
+        grids = [torch.randn(g.shape, requires_grad=True) for g in model.latents]
+        weights = torch.randn(height * width, levels * 2)
+        ref = model.features(pixel_grid(height, width), grids)
+        ref_grads = torch.autograd.grad((ref * weights).sum(), grids)
+        fast = model.image_features(model.image_matrices(), grids)
+        fast_grads = torch.autograd.grad((fast * weights).sum(), grids)
+        assert fast.shape == ref.shape and torch.allclose(fast, ref, atol=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(fast_grads, ref_grads))
+
+
+def test_rate_estimate_is_the_same_by_index_and_by_one_hot():
+    from codec.latent_encoder import latent_bits
+
+    torch.manual_seed(1)
+    grid = torch.randn(1, 30, 41) * 3
+    scales = torch.randn(6, requires_grad=True)
+    by_index = latent_bits(grid, scales, one_hot=False)
+    (g_index,) = torch.autograd.grad(by_index.sum(), scales)
+    by_one_hot = latent_bits(grid, scales, one_hot=True)
+    (g_one_hot,) = torch.autograd.grad(by_one_hot.sum(), scales)
+    assert torch.equal(by_index, by_one_hot)
+    assert torch.allclose(g_index, g_one_hot, rtol=1e-5)
+
+
 def test_torch_module_matches_numpy_evaluator_in_float64():
     data = crafted_file(np.random.default_rng(5), channels=3, hidden_width=10, hidden_layers=2, width=9, height=7,
                         kinds=(LAPLACE,), arch=LATENT)
