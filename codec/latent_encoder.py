@@ -45,15 +45,21 @@ SYNTH_STEP, SYNTH_OUTPUT_STEP = 2.0**-8, 2.0**-6  #: quantization steps of the M
 #: 400 steps: lambda 0.0005 -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**1.7
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
 DEFAULT_LAMBDA = 0.005  #: without a rate target (--bits)
-#: per step, log(lambda) moves by CONTROL_TOTAL / steps x (estimated rate / target - 1), that error clamped
-#: to +-1, from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
+#: per step, log(lambda) moves by CONTROL_TOTAL / steps x log(estimated rate / target), that error clamped
+#: to +-1 (a log, so that a rate at half the target pulls as hard as one at twice it: with "ratio - 1" the
+#: rate of kodim03 stayed at 0.58 of a 0.15 bpp target), from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
 #: the rounded latents grew there by a third, kodim01 at 0.3 bpp): over a whole fit lambda can move by at
 #: most e**(CONTROL_TOTAL * 0.7), however many steps (the rate answers lambda slowly; a per-step gain that
-#: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp)
-CONTROL_TOTAL = 4.0
+#: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp). 600-step fits,
+#: one thread, file bpp at targets kodim03 0.15 / kodim03 1.2 / kodim01 0.3 / kodim05 0.6: CONTROL_TOTAL 4 with
+#: "ratio - 1" and no calibration 0.089 / 0.903 / - / -; 8 with both 0.116 / 1.016; 16: 0.150 / 1.112 / 0.298 / 0.585
+CONTROL_TOTAL = 16.0
 CONTROL_START = 0.1
 CONTROL_CLAMP = 1.0
 CONTROL_EVERY = 5  #: steps between two rate checks of the controller
+#: shares of the steps (and the rounding phase's start) at which the controller's estimate is rescaled to the
+#: entropy coder's real rate of the latents (the Laplace estimate was 13 % over it on kodim03 at 1.2 bpp)
+CALIBRATE_AT = (0.3, 0.55, 0.8)
 ROUNDING_CONTROL_FACTOR = 5.0  #: the controller's gain in the rounding phase, where the rate moves fastest
 LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when the file is over the target
 #: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
@@ -98,17 +104,34 @@ def context_classes(grid: torch.Tensor, n_classes: int) -> torch.Tensor:
         return torch.clamp(above[:, :, :-2] + 2 * above[:, :, 1:-1] + above[:, :, 2:], max=n_classes - 1).long()
 
 
+class _ScaleOfClass(torch.autograd.Function):
+    """table[classes], whose backward sums the gradient per class with one bincount: a serial pass in a
+    fixed order, 5x faster on the CPU than the scatter of an index's backward (0.5 vs 2.8 ms per 393,216
+    latents, one thread)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(classes)
+        ctx.n = table.numel()
+        return table[classes]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (classes,) = ctx.saved_tensors
+        return torch.bincount(classes.reshape(-1), weights=grad.reshape(-1), minlength=ctx.n).to(grad.dtype), None
+
+
 def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool | None = None) -> torch.Tensor:
     """Bits of every latent under a zero-mean Laplace whose scale is its context class's (log_scales: one per class).
 
-    On a GPU the per-latent scale is a one-hot product, not an index into log_scales: there the gradient
-    of an index of a few values by every latent is a scatter that took 34 ms of a 39 ms step on an H100
-    (benchmarks/results/gpu_h100_latent_probe). On the CPU the index is 10 % faster per step, gives the
-    same values and repeats exactly (`one_hot` None: by the device; True/False forces the choice)."""
+    The per-latent scale is gathered so that its gradient is cheap and repeatable: on the CPU by
+    `_ScaleOfClass` (bincount), on a GPU by a one-hot product (bincount's atomics there crowd onto six
+    addresses; the plain index's sort-and-scatter backward took 34 ms of a 39 ms step on an H100,
+    benchmarks/results/gpu_h100_latent_probe). `one_hot` None: by the device; True/False forces it."""
     n = log_scales.numel()
     classes = context_classes(grid, n)
     if not (grid.device.type != "cpu" if one_hot is None else one_hot):
-        return laplace_bits(grid, log_scales[classes])
+        return laplace_bits(grid, _ScaleOfClass.apply(log_scales, classes))
     onehot = (classes.unsqueeze(-1) == torch.arange(n, device=grid.device)).to(grid.dtype)
     return laplace_bits(grid, onehot @ log_scales)
 
@@ -185,11 +208,13 @@ def flat_file(pixels: np.ndarray, grid: LatentGrid, *, entropy_models=None) -> b
 
 def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, steps: int, lr: float, lam: float,
         latent_bpp_target: float | None, deadline: float | None, progress: Progress, batch_pixels: int,
-        generator: torch.Generator, trace: list | None = None) -> tuple[int, bool, float]:
+        generator: torch.Generator, trace: list | None = None,
+        coded_latent_bpp=None) -> tuple[int, bool, float]:
     """Rate-distortion training of `model` in place: the distortion on `batch_pixels` random pixels per
     step (the whole image when it has no more), the rate on every latent. `trace`, if given, receives
-    20 snapshots of lambda, the estimated latent rate and the batch PSNR. Returns (steps run, stopped by
-    the cap, final lambda)."""
+    20 snapshots of lambda, the estimated latent rate and the batch PSNR. `coded_latent_bpp`, if given,
+    returns the rate the entropy coder gives the current latents: at CALIBRATE_AT of the steps the
+    controller rescales its estimate to it. Returns (steps run, stopped by the cap, final lambda)."""
     levels = model.grid.levels
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
@@ -204,6 +229,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     mlp_in_file_order = model.parameters_in_file_order()[levels:]  # weight, bias per layer
     mlp_steps = synthesis_steps(len(mlp_in_file_order))
     log_lam = math.log(lam)
+    calibrate_at = {int(steps * f) for f in CALIBRATE_AT} if coded_latent_bpp is not None else set()
+    coded_per_estimated = 1.0
     t0 = time.monotonic()
     done, capped = 0, False
     for step in range(steps):
@@ -236,8 +263,10 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % CONTROL_EVERY == 0:
             with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
-                rounded = sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents)) / n_pix
-            error = float(rounded) / latent_bpp_target - 1.0
+                rounded = float(sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents))) / n_pix
+            if step in calibrate_at or (calibrate_at and step == final_from):
+                coded_per_estimated = coded_latent_bpp() / max(rounded, 1e-6)
+            error = math.log(max(rounded * coded_per_estimated, 1e-6) / latent_bpp_target)
             gain = CONTROL_EVERY * CONTROL_TOTAL / steps * (ROUNDING_CONTROL_FACTOR if rounding else 1.0)
             log_lam += gain * max(-CONTROL_CLAMP, min(CONTROL_CLAMP, error))
         if trace is not None and (step % max(1, steps // 20) == 0 or done == steps):
@@ -283,8 +312,12 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
         lam = initial_lambda(latent_bpp)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    def coded_latent_bpp() -> float:  # the real file's size at latent step 1, less the header and MLP estimate
+        return max(1e-6, 8 * (len(serialize(model, 1.0, entropy_models=cfg.entropy_models)) - fixed_bytes) / (width * height))
+
     run_steps, capped, lam = fit(model, coords, target, steps=steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp,
-                                 deadline=deadline, progress=progress, batch_pixels=batch, generator=generator)
+                                 deadline=deadline, progress=progress, batch_pixels=batch, generator=generator,
+                                 coded_latent_bpp=None if budget_bytes is None else coded_latent_bpp)
     data, latent_step = fit_to_budget(model, budget_bytes, entropy_models=cfg.entropy_models)
     if budget_bytes is not None and len(data) > budget_bytes and cfg.bpp is not None:
         raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest latent-grid file is "
