@@ -63,11 +63,13 @@ CALIBRATE_AT = (0.3, 0.55, 0.8)
 ROUNDING_CONTROL_FACTOR = 5.0  #: the controller's gain in the rounding phase, where the rate moves fastest
 LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when the file is over the target
 #: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
-#: Adam), measured at 768x512 (7 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on one of our
-#: 2 cores beside another single-threaded job: 0.052 s a step (two threads of the idle machine are not much
-#: faster: a whole kodim05 encode, 2,179 steps, took 136 s)
-CPU_SECONDS_PER_PIXEL_STEP = 6.0e-7
-CPU_SECONDS_PER_LATENT_STEP = 3.0e-8
+#: Adam), at 768x512 (7 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on our 2 idle cores:
+#: 0.044 s a step (`python -m benchmarks.gpu_latent probe --device cpu --batch-pixels 65536`), and a whole
+#: kodim05 encode of 2,179 steps took 113 s (`inr-encode --arch latent --preset high`), so the 150 s budget
+#: plans 2,700 steps (about 135 s). One thread beside another job is slower (0.060 s a step): such runs
+#: reach the 150 s cap.
+CPU_SECONDS_PER_PIXEL_STEP = 4.84e-7
+CPU_SECONDS_PER_LATENT_STEP = 2.42e-8
 #: pixels of the distortion term per step on the CPU (the whole image on a GPU). kodim01 at 0.3 bpp: 400
 #: whole-image steps (218 s) gave 0.161 bpp / 21.93 dB, 2000 steps of 65,536 pixels (297 s) 0.280 / 23.04 dB
 CPU_BATCH_PIXELS = 65536
