@@ -15,13 +15,14 @@ multiply-adds per pixel.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from bitstream import LATENT, LatentGrid
 
-from .coords import axis
+from .numpy_nets import axis_taps
 
 
 def sample_grid(grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
@@ -30,17 +31,15 @@ def sample_grid(grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(grid[None], where, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
 
 
-def interpolation_matrix(positions: torch.Tensor, size: int) -> torch.Tensor:
-    """(n, size) weights of `sample_grid`'s bilinear interpolation along one axis at normalized positions (n,):
-    cell centres at (2i + 1) / size - 1, clamped to the border cells."""
-    src = (((positions.double() + 1.0) * size - 1.0) / 2.0).clamp(0, size - 1)
-    low = src.floor().long()
-    frac = src - low
-    rows = torch.arange(positions.numel(), device=positions.device)
-    m = torch.zeros(positions.numel(), size, dtype=torch.float64, device=positions.device)
-    m.index_put_((rows, low), 1.0 - frac, accumulate=True)
-    m.index_put_((rows, (low + 1).clamp(max=size - 1)), frac, accumulate=True)
-    return m.float()
+def interpolation_matrix(n_out: int, cells: int, device=None) -> torch.Tensor:
+    """(n_out, cells) weights of bilinear sampling at the n_out pixel centres along one axis of `cells`
+    cells (the taps of `numpy_nets.axis_taps`, as a matrix)."""
+    i0, i1, w0, w1 = axis_taps(n_out, cells, np.dtype(np.float64))
+    m = np.zeros((n_out, cells))
+    rows = np.arange(n_out)
+    np.add.at(m, (rows, i0), w0)
+    np.add.at(m, (rows, i1), w1)
+    return torch.from_numpy(m).float().to(device)
 
 
 class LatentGridInr(nn.Module):
@@ -71,8 +70,9 @@ class LatentGridInr(nn.Module):
 
     def image_matrices(self, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per grid, the (rows, columns) interpolation matrices that `image_features` uses."""
-        ys, xs = axis(self.grid.height, device=device), axis(self.grid.width, device=device)
-        return [(interpolation_matrix(ys, shape[1]), interpolation_matrix(xs, shape[2])) for shape in self.grid.level_shapes()]
+        height, width = self.grid.height, self.grid.width
+        return [(interpolation_matrix(height, shape[1], device), interpolation_matrix(width, shape[2], device))
+                for shape in self.grid.level_shapes()]
 
     def image_features(self, matrices, latents=None) -> torch.Tensor:
         """`features` at every pixel centre of the grid's image (row by row), as separable products

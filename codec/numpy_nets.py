@@ -154,7 +154,7 @@ def _relu_mlp(h: np.ndarray, layers: list[np.ndarray]) -> np.ndarray:
     return h
 
 
-def _axis_taps(n_out: int, cells: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def axis_taps(n_out: int, cells: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(index 0, index 1, weight 0, weight 1) of every output pixel centre along one axis of `cells`
     cells: the bilinear taps of :func:`bilinear` at the coordinates of codec.coords."""
     one, two = dtype.type(1), dtype.type(2)
@@ -178,8 +178,8 @@ def latent_rows(header: Header, weights: list[np.ndarray], height: int, width: i
     feats = []
     for grid in weights[:levels]:
         channels, grid_rows, grid_cols = grid.shape
-        c0, c1, a0, a1 = _axis_taps(width, grid_cols, np.dtype(dtype))
-        r0, r1, b0, b1 = (t[row_start:row_stop] for t in _axis_taps(height, grid_rows, np.dtype(dtype)))
+        c0, c1, a0, a1 = axis_taps(width, grid_cols, np.dtype(dtype))
+        r0, r1, b0, b1 = (t[row_start:row_stop] for t in axis_taps(height, grid_rows, np.dtype(dtype)))
         lo, hi = int(r0.min()), int(r1.max()) + 1
         g = grid[:, lo:hi].astype(dtype, copy=False)
         along_x = g[:, :, c0] * a0 + g[:, :, c1] * a1  # (channels, grid rows lo..hi, width)
