@@ -50,7 +50,8 @@ DEFAULT_LAMBDA = 0.005  #: without a rate target (--bits)
 #: rate of kodim03 stayed at 0.58 of a 0.15 bpp target), from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
 #: the rounded latents grew there by a third, kodim01 at 0.3 bpp): over a whole fit lambda can move by at
 #: most e**(CONTROL_TOTAL * 0.7), however many steps (the rate answers lambda slowly; a per-step gain that
-#: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp). 600-step fits,
+#: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp). 600-step fits
+#: (`inr-encode --arch latent --bpp B --steps 600` with OMP_NUM_THREADS=1),
 #: one thread, file bpp at targets kodim03 0.15 / kodim03 1.2 / kodim01 0.3 / kodim05 0.6: CONTROL_TOTAL 4 with
 #: "ratio - 1" and no calibration 0.089 / 0.903 / - / -; 8 with both 0.116 / 1.016; 16: 0.150 / 1.112 / 0.298 / 0.585
 CONTROL_TOTAL = 16.0
