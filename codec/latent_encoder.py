@@ -47,7 +47,7 @@ LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
 DEFAULT_LAMBDA = 0.005  #: without a rate target (--bits)
 #: per step, log(lambda) moves by CONTROL_TOTAL / steps x log(estimated rate / target), that error clamped
 #: to +-1 (a log, so that a rate at half the target pulls as hard as one at twice it: with "ratio - 1" the
-#: rate of kodim03 stayed at 0.58 of a 0.15 bpp target), from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
+#: rate of kodim03 stayed at 0.59 of a 0.15 bpp target), from CONTROL_START of the steps to the end (the rounding phase included: left alone, the rate of
 #: the rounded latents grew there by a third, kodim01 at 0.3 bpp): over a whole fit lambda can move by at
 #: most e**(CONTROL_TOTAL * 0.7), however many steps (the rate answers lambda slowly; a per-step gain that
 #: ignores the step count drove lambda up e**35-fold in 2000 steps and the file to 0.02 bpp). 600-step fits
