@@ -128,19 +128,23 @@ def corpus(real: bool = True) -> list[bytes]:
     files.append(crafted_file(rng, channels=3, hidden_width=6, hidden_layers=2, width=13, height=9,
                               kinds=(SPARSE_LAPLACE or LAPLACE, HISTOGRAM, LAPLACE), arch=bitstream.LATENT))  # latent grids
     files.append(row_context_file(rng))
+    files.append(row_context_file(rng, predict=True))
     if real:
         files += [real_file(), real_file(arch="poly"), real_file(arch="latent")]
     return files
 
 
-def row_context_file(rng: np.random.Generator) -> bytes:
-    """A latent-grid file whose two-channel grid is coded with a ROW_CONTEXT model (format version 2)."""
-    from bitstream.entropy import ROW_CONTEXT, _row_context_model
+def row_context_file(rng: np.random.Generator, *, predict: bool = False) -> bytes:
+    """A latent-grid file whose two-channel grid is coded with a ROW_CONTEXT model (format version 2),
+    or with `predict` a ROW_PREDICT model (format version 3)."""
+    from bitstream.entropy import ROW_CONTEXT, ROW_PREDICT, _row_context_model
 
     active = rng.random((2, 1, 24)) < 0.4  # columns busy in every row: the row above predicts them
     grid = np.where(active, np.clip(np.round(rng.laplace(0, 3, (2, 16, 24))), -9, 9), 0).astype(np.int32)
-    context = _row_context_model(grid, 5, None)[0]
-    assert context.kind == ROW_CONTEXT
+    if predict:  # a smooth grid: each row the row above plus a small step
+        grid = np.clip(np.cumsum(rng.integers(-1, 2, (2, 16, 24)), axis=1), -9, 9).astype(np.int32)
+    context = _row_context_model(grid, 5, None, predict=predict)[0]
+    assert context.kind == (ROW_PREDICT if predict else ROW_CONTEXT)
     shapes = bitstream.tensor_shapes(bitstream.LATENT, 5, 1, 3, bitstream.LatentGrid(24, 16, 1, 2))
     symbols = [grid] + [np.clip(np.round(rng.laplace(0, 4, s)), -20, 20).astype(np.int32) for s in shapes[1:]]
     records = [TensorRecord(1.0, context)] + [TensorRecord(float(np.float16(0.02)), TensorModel(LAPLACE, 20, scale=4.0))

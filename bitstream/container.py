@@ -8,11 +8,11 @@ import numpy as np
 
 from .entropy import decode_tensors, encode_tensors
 from .errors import InrFormatError
-from .header import DEFAULT_MAX_PARAMETERS, Header, lowest_version, pack_header, unpack_header
+from .header import DEFAULT_MAX_PARAMETERS, Header, file_version, pack_header, unpack_header
 
 MAGIC = b"\x89INR"
-VERSION = 2  #: the newest version this package reads and writes (FORMAT.md §9)
-VERSIONS = (1, 2)  #: every version this package reads; a file is written in the lowest that can hold it
+VERSION = 3  #: the newest version this package reads and writes (FORMAT.md §9)
+VERSIONS = (1, 2, 3)  #: every version this package reads; a file is written in the lowest that can hold it
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
 _PAYLOAD_LEN = struct.Struct("<I")
 _CRC = struct.Struct("<I")
@@ -29,7 +29,7 @@ def write_file(header: Header, symbols: list[np.ndarray]) -> bytes:
     if len(head) > 0xFFFF:
         raise InrFormatError(f"header of {len(head)} bytes exceeds 65535")
     payload = encode_tensors(symbols, [rec.model for rec in header.tensors])
-    version = lowest_version(header.arch)
+    version = file_version(header)
     body = _PREFIX.pack(MAGIC, version, len(head)) + head + _PAYLOAD_LEN.pack(len(payload)) + payload
     return body + _CRC.pack(zlib.crc32(body))
 

@@ -20,8 +20,12 @@ SPARSE_LAPLACE = 3  #: Bernoulli(nonzero) flag per symbol, then LAPLACE over the
 #: latent grids only (rank-3 tensors, format version 2): each symbol's model is one of up to
 #: MAX_CONTEXT_CLASSES sub-models, picked by an integer context of the row above (context_classes)
 ROW_CONTEXT = 4
+#: latent grids only (format version 3): ROW_CONTEXT's classes, but each symbol is coded as its difference
+#: from an integer prediction made of the row above (row_prediction)
+ROW_PREDICT = 5
 MODEL_NAMES = {ZERO: "zero", LAPLACE: "laplace", HISTOGRAM: "histogram", SPARSE_LAPLACE: "sparse-laplace",
-               ROW_CONTEXT: "row-context"}
+               ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict"}
+CONTEXT_KINDS = (ROW_CONTEXT, ROW_PREDICT)  #: the kinds made of class models, for rank-3 tensors only
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)  #: the kinds a row-context sub-model may have
 MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES = 2, 16
 DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers (measured on Kodak latents, see README)
@@ -41,7 +45,7 @@ class TensorModel:
     scale: float = 0.0  # LAPLACE only; a float16 value
     counts: tuple[int, ...] = ()  # HISTOGRAM only; 2*max_abs+1 counts, symbol -max_abs first
     p_zero: int = 0  # SPARSE_LAPLACE only; P(symbol == 0) * 65536, in 1..65535
-    classes: tuple["TensorModel", ...] = ()  # ROW_CONTEXT only: the sub-model of each context class
+    classes: tuple["TensorModel", ...] = ()  # ROW_CONTEXT, ROW_PREDICT: the sub-model of each context class
 
     def constriction_model(self):
         """The constriction model for this tensor (symbols already offset for histograms)."""
@@ -82,26 +86,38 @@ def context_classes(above: np.ndarray, n_classes: int) -> np.ndarray:
     return np.minimum(padded[..., :-2] + 2 * padded[..., 1:-1] + padded[..., 2:], n_classes - 1)
 
 
-def _row_context_plan(symbols: np.ndarray, n_classes: int) -> np.ndarray:
-    """Context classes of every symbol of a (channels, rows, columns) tensor."""
-    mags = np.abs(symbols.astype(np.int64))
-    above = np.zeros_like(mags)
-    above[:, 1:] = mags[:, :-1]
-    return context_classes(above, n_classes)
+def row_prediction(above: np.ndarray) -> np.ndarray:
+    """ROW_PREDICT's prediction of every symbol of a row (along the last axis) from the signed values of
+    the row above it (int64; zeros for the first row): floor((a[c-1] + 2 a[c] + a[c+1] + 2) / 4), with 0
+    beyond the ends. Integers only (an arithmetic shift), identical on every machine."""
+    padded = np.pad(above, [(0, 0)] * (above.ndim - 1) + [(1, 1)])
+    return (padded[..., :-2] + 2 * padded[..., 1:-1] + padded[..., 2:] + 2) >> 2
+
+
+def _row_plan(symbols: np.ndarray, n_classes: int, predict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(context class, coded value) of every symbol of a (channels, rows, columns) tensor: the value
+    itself, or for ROW_PREDICT its difference from row_prediction."""
+    values = symbols.astype(np.int64)
+    above = np.zeros_like(values)
+    above[:, 1:] = values[:, :-1]
+    classes = context_classes(np.abs(above), n_classes)
+    return classes, (values - row_prediction(above) if predict else values)
 
 
 def _encode_row_context(encoder, symbols: np.ndarray, model: TensorModel) -> None:
     """Channel by channel, row by row, class by class: each class's symbols of the row, left to right."""
-    classes = _row_context_plan(symbols, len(model.classes))
+    classes, coded = _row_plan(symbols, len(model.classes), model.kind == ROW_PREDICT)
+    if np.abs(symbols).max(initial=0) > MAX_ABS_LIMIT or np.abs(coded).max(initial=0) > MAX_ABS_LIMIT:
+        raise ValueError(f"a symbol or predicted difference exceeds the format's limit {MAX_ABS_LIMIT}")
     for k, sub in enumerate(model.classes):  # so that a coded tensor always codes something (FORMAT.md §6.1)
         if sub.kind != ZERO and not np.any(classes == k):
             raise ValueError(f"row-context class {k} has a model but no symbols; give it model ZERO")
-        if sub.kind == ZERO and np.any(symbols[classes == k]):
+        if sub.kind == ZERO and np.any(coded[classes == k]):
             raise ValueError(f"row-context class {k} has model ZERO but nonzero symbols")
     built = [_Built(sub) for sub in model.classes]
     for channel in range(symbols.shape[0]):
         for row in range(symbols.shape[1]):
-            values, where = symbols[channel, row], classes[channel, row]
+            values, where = coded[channel, row], classes[channel, row]
             for k, sub in enumerate(built):
                 part = values[where == k]
                 if part.size and sub.model.kind != ZERO:
@@ -125,7 +141,7 @@ def _encode_plain(encoder, symbols: np.ndarray, built: _Built) -> None:
 def _encode_one(encoder, symbols: np.ndarray, model: TensorModel) -> None:
     if model.kind == ZERO:
         return
-    if model.kind == ROW_CONTEXT:
+    if model.kind in CONTEXT_KINDS:
         _encode_row_context(encoder, symbols, model)
         return
     _encode_plain(encoder, symbols, _Built(model))
@@ -147,31 +163,38 @@ def header_bytes(model: TensorModel) -> int:
     return model_param_size(model)
 
 
-def _row_context_model(symbols: np.ndarray, n_classes: int, kinds) -> tuple[TensorModel, int]:
-    """(ROW_CONTEXT model, its bits: payload + header) with the best plain sub-model per class."""
-    classes = _row_context_plan(symbols, n_classes)
+def _row_context_model(symbols: np.ndarray, n_classes: int, kinds, *, predict: bool = False) -> tuple[TensorModel | None, int]:
+    """(ROW_CONTEXT or ROW_PREDICT model, its bits: payload + header) with the best plain sub-model per
+    class; (None, 0) when a predicted difference exceeds MAX_ABS_LIMIT."""
+    classes, coded = _row_plan(symbols, n_classes, predict)
+    if predict and np.abs(coded).max(initial=0) > MAX_ABS_LIMIT:
+        return None, 0
     subs, bits = [], 8 * (1 + n_classes)  # the class count and every sub-model's kind byte
     plain = PLAIN_KINDS if kinds is None else tuple(k for k in kinds if k in PLAIN_KINDS)
     for k in range(n_classes):
-        part = symbols[classes == k]
+        part = coded[classes == k]
         sub = choose_model(part, kinds=plain) if part.size else TensorModel(ZERO)
         subs.append(sub)
         bits += measure_bits(part, sub) + 8 * header_bytes(sub)
-    return TensorModel(ROW_CONTEXT, classes=tuple(subs)), bits
+    return TensorModel(ROW_PREDICT if predict else ROW_CONTEXT, classes=tuple(subs)), bits
 
 
 def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
     """Pick the model that makes this tensor smallest (header parameters + payload), by measuring.
 
-    `kinds` limits the candidates (ZERO is always allowed); None means every model. ROW_CONTEXT is
-    a candidate for rank-3 tensors (latent grids) only.
+    `kinds` limits the candidates (ZERO is always allowed); None means every model. ROW_CONTEXT and
+    ROW_PREDICT are candidates for rank-3 tensors (latent grids) only.
     """
     symbols = np.asarray(symbols)
-    if symbols.ndim == 3 and (kinds is None or ROW_CONTEXT in kinds) and np.any(symbols):
+    if symbols.ndim == 3 and np.any(symbols) and (kinds is None or any(k in kinds for k in CONTEXT_KINDS)):
         plain = choose_model(symbols.reshape(-1), kinds=kinds)
-        plain_bits = measure_bits(symbols, plain) + 8 * header_bytes(plain)
-        context, context_bits = _row_context_model(symbols, DEFAULT_CONTEXT_CLASSES, kinds)
-        return context if context_bits < plain_bits else plain
+        best = (measure_bits(symbols, plain) + 8 * header_bytes(plain), plain)
+        for kind in CONTEXT_KINDS:
+            if kinds is None or kind in kinds:
+                model, bits = _row_context_model(symbols, DEFAULT_CONTEXT_CLASSES, kinds, predict=kind == ROW_PREDICT)
+                if model is not None and bits < best[0]:
+                    best = (bits, model)
+        return best[1]
     flat = symbols.reshape(-1).astype(np.int64)
     max_abs = int(np.abs(flat).max()) if flat.size else 0
     if max_abs == 0:
@@ -238,21 +261,29 @@ def _decode_plain(decoder, built: _Built, size: int) -> np.ndarray:
 
 
 def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of _encode_row_context: row by row, each row's classes from the row decoded above it."""
+    """Inverse of _encode_row_context: row by row, each row's classes (and for ROW_PREDICT its
+    prediction) from the row decoded above it."""
     channels, rows, cols = shape
     out = np.zeros(shape, dtype=np.int32)
     n_classes = len(model.classes)
+    predict = model.kind == ROW_PREDICT
     built = [_Built(sub) for sub in model.classes]
     for channel in range(channels):
         above = np.zeros(cols, dtype=np.int64)
         for row in range(rows):
-            classes = context_classes(above, n_classes)
-            values = out[channel, row]
+            classes = context_classes(np.abs(above), n_classes)
+            values = np.zeros(cols, dtype=np.int64)
             for k, sub in enumerate(built):
                 where = np.flatnonzero(classes == k)
                 if where.size and sub.model.kind != ZERO:
                     values[where] = _decode_plain(decoder, sub, where.size)
-            above = np.abs(values.astype(np.int64))
+            if predict:
+                values += row_prediction(above)
+                if np.abs(values).max() > MAX_ABS_LIMIT:
+                    raise InrFormatError(f"row-predict tensor decoded a value beyond ±{MAX_ABS_LIMIT} "
+                                         f"(channel {channel}, row {row})")
+            out[channel, row] = values
+            above = values
     return out
 
 
@@ -276,7 +307,7 @@ def decode_tensors(payload: bytes, models: list[TensorModel], shapes: list[tuple
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for model, shape in zip(models, shapes):
-            if model.kind == ROW_CONTEXT:
+            if model.kind in CONTEXT_KINDS:
                 tensors.append(_decode_row_context(decoder, model, shape))
             else:
                 tensors.append(_decode_plain(decoder, _Built(model), int(np.prod(shape, dtype=np.int64))).reshape(shape))

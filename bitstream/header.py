@@ -14,7 +14,7 @@ import numpy as np
 from . import architectures
 from .entropy import (
     HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MAX_CONTEXT_CLASSES, MIN_CONTEXT_CLASSES, MODEL_NAMES,
-    P_ZERO_ONE, PLAIN_KINDS, ROW_CONTEXT, SPARSE_LAPLACE, ZERO, TensorModel,
+    CONTEXT_KINDS, P_ZERO_ONE, PLAIN_KINDS, ROW_PREDICT, SPARSE_LAPLACE, ZERO, TensorModel,
 )
 from .errors import InrFormatError
 
@@ -112,7 +112,7 @@ class Header:
 
 def _model_dict(model: TensorModel) -> dict:
     """A model's kind and parameters for `to_dict` (a row-context model lists its classes' models)."""
-    if model.kind == ROW_CONTEXT:
+    if model.kind in CONTEXT_KINDS:
         return {"model": MODEL_NAMES[model.kind], "classes": [_model_dict(sub) for sub in model.classes]}
     return {
         "model": MODEL_NAMES[model.kind],
@@ -143,19 +143,28 @@ def _check_fixed(values) -> None:
 #: format version -> the architecture ids it may hold (FORMAT.md §9): version 2 added the latent-grid
 #: family, whose header has extra fields; files of the other families stay version 1
 VERSION_ARCHS = {1: (architectures.SIREN, architectures.POLY),
-                 2: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+                 2: (architectures.SIREN, architectures.POLY, architectures.LATENT),
+                 3: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+#: model kind -> the first format version that may use it (version 3 added ROW_PREDICT)
+KIND_VERSION = {ROW_PREDICT: 3}
 
 
 def lowest_version(arch: int) -> int:
-    """The lowest format version that can hold a file of architecture `arch` (what writers use)."""
+    """The lowest format version that can hold a file of architecture `arch`."""
     return min(v for v, archs in VERSION_ARCHS.items() if arch in archs)
+
+
+def file_version(header: "Header") -> int:
+    """The format version writers give a file: the lowest that holds its architecture and every model kind."""
+    kinds = [rec.model.kind for rec in header.tensors]
+    return max([lowest_version(header.arch)] + [KIND_VERSION.get(k, 1) for k in kinds])
 
 
 def model_param_size(model: TensorModel) -> int:
     """Bytes of a model's parameters in the header, the kind byte excluded."""
     if model.kind == ZERO:
         return 0
-    if model.kind == ROW_CONTEXT:  # the class count, then every sub-model's kind byte and parameters
+    if model.kind in CONTEXT_KINDS:  # the class count, then every sub-model's kind byte and parameters
         return 1 + sum(1 + model_param_size(sub) for sub in model.classes)
     if model.kind == LAPLACE:
         return 4
@@ -205,8 +214,8 @@ def _check_record(index: int, step: float, model: TensorModel, shape: tuple[int,
     where = f"tensor {index}"
     _check(f"{where} step", step, 2.0**-24, 65504.0)
     if model.kind not in MODEL_NAMES:
-        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..4)")
-    if model.kind == ROW_CONTEXT:
+        raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..{max(MODEL_NAMES)})")
+    if model.kind in CONTEXT_KINDS:
         if len(shape) != 3:
             raise InrFormatError(f"{where} has a row-context model, which only latent grids (rank-3 tensors) may have")
         _check(f"{where} classes", len(model.classes), MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES)
@@ -272,7 +281,7 @@ def pack_header(header: Header) -> bytes:
         if float(np.float16(rec.step)) != rec.step:
             raise InrFormatError(f"tensor {i} step {rec.step} is not a float16 value")
         out += struct.pack("<eB", rec.step, rec.model.kind)
-        if rec.model.kind == ROW_CONTEXT:
+        if rec.model.kind in CONTEXT_KINDS:
             out += struct.pack("<B", len(rec.model.classes))
             for sub in rec.model.classes:
                 out += struct.pack("<B", sub.kind) + _pack_params(i, sub)
@@ -297,7 +306,7 @@ def _pack_params(index: int, model: TensorModel) -> bytes:
     return out
 
 
-def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 2) -> Header:
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 3) -> Header:
     """Parse and validate a header section of a file of format `version`. Checks the network size
     before anything is allocated."""
     reader = _Reader(data)
@@ -322,8 +331,11 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, 
     records = []
     for i, shape in enumerate(shapes):
         step, kind = reader.take("eB", f"tensor {i} record")
-        if kind == ROW_CONTEXT:  # FORMAT.md §7 step 10: each part checked as soon as it is read
+        if kind in CONTEXT_KINDS:  # FORMAT.md §7 step 10: each part checked as soon as it is read
             _check(f"tensor {i} step", step, 2.0**-24, 65504.0)
+            if KIND_VERSION.get(kind, 1) > version:
+                raise InrFormatError(f"tensor {i} model '{MODEL_NAMES[kind]}' needs format version "
+                                     f"{KIND_VERSION[kind]}, the file says version {version}")
             if len(shape) != 3:
                 _check_record(i, step, TensorModel(kind), shape)
             (n_classes,) = reader.take("B", f"tensor {i} record")

@@ -127,6 +127,11 @@ class _ScaleOfClass(torch.autograd.Function):
 def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool | None = None) -> torch.Tensor:
     """Bits of every latent under a zero-mean Laplace whose scale is its context class's (log_scales: one per class).
 
+    This is the ROW_CONTEXT model's cost, also when the file codes a grid with ROW_PREDICT (the
+    difference from the row above's prediction): training on that prediction's cost instead gave
+    no better files (kodim01 / kodim23 at 0.3 bpp, README), and the controller calibrates to the real
+    coder's size anyway.
+
     The per-latent scale is gathered so that its gradient is cheap and repeatable: on the CPU by
     `_ScaleOfClass` (bincount), on a GPU by a one-hot product (bincount's atomics there crowd onto six
     addresses; the plain index's sort-and-scatter backward took 34 ms of a 39 ms step on an H100,
@@ -137,6 +142,17 @@ def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool |
         return laplace_bits(grid, _ScaleOfClass.apply(log_scales, classes))
     onehot = (classes.unsqueeze(-1) == torch.arange(n, device=grid.device)).to(grid.dtype)
     return laplace_bits(grid, onehot @ log_scales)
+
+
+def stored_values(width: int, height: int, channels: int) -> int:
+    """Values (latents and MLP) a file of this family stores for a width x height image."""
+    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    return bitstream.parameter_count(bitstream.LATENT, SYNTH_WIDTH, SYNTH_LAYERS, channels, grid)
+
+
+def latent_fits(width: int, height: int, channels: int) -> bool:
+    """Whether decoders accept this family's file of such an image with their default parameter limit."""
+    return stored_values(width, height, channels) <= bitstream.DEFAULT_MAX_PARAMETERS
 
 
 def initial_lambda(latent_bpp: float) -> float:
@@ -279,8 +295,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
                           "psnr": mse_to_psnr(float(mse.detach()))})
         if progress.enabled:
             elapsed = time.monotonic() - t0
-            progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss),
-                            psnr=mse_to_psnr(float(mse)), left=elapsed / done * (steps - done),
+            progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss.detach()),
+                            psnr=mse_to_psnr(float(mse.detach())), left=elapsed / done * (steps - done),
                             force=done in (1, steps))
     progress.close()
     return done, capped, math.exp(log_lam)
@@ -297,7 +313,7 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
     progress = Progress(enabled=cfg.progress)
     grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
     limit = bitstream.DEFAULT_MAX_PARAMETERS
-    stored = bitstream.parameter_count(bitstream.LATENT, SYNTH_WIDTH, SYNTH_LAYERS, channels, grid)
+    stored = stored_values(width, height, channels)
     if stored > limit:
         raise OptionError(f"a {width}x{height} image needs {stored} latent values, more than decoders accept by "
                           f"default ({limit}); use --arch siren for images this large")

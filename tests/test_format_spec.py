@@ -1,10 +1,11 @@
 """An independent `.inr` reader written from bitstream/FORMAT.md alone.
 
-It parses files with plain `struct`, `zlib`, numpy and constriction (none of bitstream's parsing
-code), entropy-decodes all five model kinds (ROW_CONTEXT, kind 4, included), evaluates the
-network (SIREN, arch 1; Poly-INR, arch 2; latent grids, arch 3, format version 2) in float32
-numpy and checks that it agrees with the reference: dequantized weights bit-for-bit, rendered
-pixels within one level (and equal for >= 99%).
+It parses files of format versions 1, 2 and 3 with plain `struct`, `zlib`, numpy and constriction
+(none of bitstream's parsing code), entropy-decodes all six model kinds (ROW_CONTEXT, kind 4, and
+ROW_PREDICT, kind 5, included), evaluates the network (SIREN, arch 1; Poly-INR, arch 2; latent grids,
+arch 3, format versions 2 and 3) in float32 numpy and checks that it agrees with the reference:
+integer symbols and dequantized weights bit-for-bit, rendered pixels within one level (and equal for
+>= 99%).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import constriction
 import numpy as np
 import pytest
 
-# --- the reader: FORMAT.md sections 3-8 (versions 1 and 2), nothing imported from bitstream or codec ---
+# --- the reader: FORMAT.md sections 3-8 (versions 1, 2 and 3), nothing imported from bitstream or codec ---
 
 MAGIC = b"\x89INR"
-VERSIONS = (1, 2)  # FORMAT.md 3 / 9
-ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3)}  # 9: version 2 = version 1 + architecture 3
+VERSIONS = (1, 2, 3)  # FORMAT.md 3 / 7 step 3 / 9
+# 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 and 3"
+ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3), 3: (1, 2, 3)}
 FIXED = "<HHBBHBfB"  # width, height, channels, arch, hidden_width, hidden_layers, omega0, init_id
 FIXED_NAMES = ("width", "height", "channels", "arch", "hidden_width", "hidden_layers", "omega0", "init_id")
 FIXED_RANGES = {"width": (1, 65535), "height": (1, 65535), "channels": (1, 3), "arch": (1, 3),
@@ -29,8 +31,11 @@ LATENT_FIELDS = "<BB"  # 4.1 latent-grid fields (arch 3 only): latent_levels, la
 LATENT_RANGES = {"latent_levels": (1, 12), "latent_channels": (1, 8)}
 MAX_PARAMETERS = 2**22  # 7 step 9, the default limit
 F16_MIN, F16_MAX = 2.0**-24, 65504.0
-ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT = 0, 1, 2, 3, 4
+ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT, ROW_PREDICT = 0, 1, 2, 3, 4, 5
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)
+CLASS_KINDS = (ROW_CONTEXT, ROW_PREDICT)  # 4.3: the records made of n_classes class models
+KIND_VERSION = {ROW_PREDICT: 3}  # 3 / 4.3 / 9: kind 5 only in version 3 (kind 4 needs rank 3, so arch 3, so >= 2)
+SYMBOL_LIMIT = 32767  # 5 / 6.1: |q| <= 32767
 
 
 class SpecError(Exception):
@@ -153,22 +158,26 @@ def _check_model(rec: dict) -> None:
         raise SpecError("histogram counts all zero")
 
 
-def spec_records(head: bytes, pos: int, shapes: list[tuple[int, ...]]) -> list[dict]:
+def spec_records(head: bytes, pos: int, shapes: list[tuple[int, ...]], version: int) -> list[dict]:
     """FORMAT.md 4.3 and 7 step 10 (one record per tensor shape)."""
     records = []
     for shape in shapes:
         rec = {"offset": pos}  # header offset of the record (for the corruption tests)
         (step, kind), pos = _take(head, pos, "<eB")
         rec.update(step=step, kind=kind)
-        if kind == ROW_CONTEXT and len(shape) != 3:  # 7 step 10.4: "as soon as its kind byte is read"
-            raise SpecError("ROW_CONTEXT on a tensor that is not rank 3")
         if kind in PLAIN_KINDS:
             pos = _model_params(head, pos, rec)
         if not (math.isfinite(step) and F16_MIN <= step <= F16_MAX):
             raise SpecError("step out of range")
-        if kind not in PLAIN_KINDS + (ROW_CONTEXT,):
+        if kind not in PLAIN_KINDS + CLASS_KINDS:
             raise SpecError("model kind")
-        if kind == ROW_CONTEXT:  # 4.3: n_classes (u8, 2..16), then n_classes class models of kind 0..3
+        # 7 step 10.4: kind 4 is checked as it is read, after the step check; kind 5 exactly as kind 4, except that
+        # right after the step check a file whose version is below 3 is rejected
+        if version < KIND_VERSION.get(kind, 1):
+            raise SpecError(f"model kind {kind} needs format version {KIND_VERSION[kind]}")
+        if kind in CLASS_KINDS and len(shape) != 3:  # 4.3: "rank-3 tensors only"
+            raise SpecError(f"model kind {kind} on a tensor that is not rank 3")
+        if kind in CLASS_KINDS:  # 4.3: n_classes (u8, 2..16), then n_classes class models of kind 0..3
             (n_classes,), pos = _take(head, pos, "<B")
             _check_range("n_classes", n_classes, 2, 16)
             classes = []
@@ -181,6 +190,8 @@ def spec_records(head: bytes, pos: int, shapes: list[tuple[int, ...]]) -> list[d
                 pos = _model_params(head, pos, sub)
                 _check_model(sub)
                 classes.append(sub)
+            if all(sub["kind"] == ZERO for sub in classes):  # 4.3 / 7 step 10.4: at least one not ZERO
+                raise SpecError("every class model is ZERO")
             rec["classes"] = classes
         else:
             _check_model(rec)
@@ -223,23 +234,39 @@ def spec_context_classes(above: np.ndarray, n_classes: int) -> np.ndarray:
     return np.array([min(a[c] + 2 * a[c + 1] + a[c + 2], n_classes - 1) for c in range(len(above))], dtype=np.int64)
 
 
+def spec_row_prediction(above) -> list[int]:
+    """FORMAT.md 6.1 (ROW_PREDICT): pred[c] = floor((s[c-1] + 2 s[c] + s[c+1] + 2) / 4), s = the signed row above,
+    0 off the ends; Python ints, whose // floors towards -inf."""
+    s = [0] + [int(v) for v in above] + [0]
+    return [(s[c] + 2 * s[c + 1] + s[c + 2] + 2) // 4 for c in range(len(above))]
+
+
 def _decode_row_context(decoder, rec: dict, shape: tuple[int, ...]) -> np.ndarray:
-    """FORMAT.md 6.1: channel by channel, row by row; per row, class k's group (left to right) for k = 0.. n-1."""
+    """FORMAT.md 6.1: channel by channel, row by row; per row, class k's group (left to right) for k = 0.. n-1.
+    For ROW_PREDICT the groups are the differences d; the row is q = d + pred, checked against +-32767 once the
+    whole row is decoded, and only then are the next row's classes and predictions computed."""
     channels, rows, cols = shape
     n_classes = len(rec["classes"])
+    predict = rec["kind"] == ROW_PREDICT
     q = np.zeros(shape, dtype=np.int32)
     for ch in range(channels):
         for r in range(rows):
             above = q[ch, r - 1] if r > 0 else np.zeros(cols, dtype=np.int32)
-            cls = spec_context_classes(above, n_classes)
+            cls = spec_context_classes(above, n_classes)  # from |q| of the row above, for both kinds
+            row = np.zeros(cols, dtype=np.int64)  # a ZERO class model (or an empty group) leaves its values 0
             for k, sub in enumerate(rec["classes"]):
                 where = np.flatnonzero(cls == k)
-                q[ch, r, where] = _decode_plain(decoder, sub, where.size)
+                row[where] = _decode_plain(decoder, sub, where.size)
+            if predict:
+                row += np.array(spec_row_prediction(above), dtype=np.int64)
+                if np.abs(row).max(initial=0) > SYMBOL_LIMIT:
+                    raise SpecError(f"decoded a value beyond +-{SYMBOL_LIMIT} (channel {ch}, row {r})")
+            q[ch, r] = row
     return q
 
 
-def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
-    """Parse a whole file; return the header as a dict and the dequantized float32 tensors."""
+def spec_decode(data: bytes) -> tuple[dict, list[np.ndarray]]:
+    """Parse a whole file; return the header as a dict and the integer symbols (int32, one array per tensor)."""
     if len(data) == 0:
         raise SpecError("empty")
     if data[:4] != MAGIC[: len(data)]:
@@ -265,7 +292,7 @@ def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
 
     hdr, shapes, pos = spec_header(head, version)
     hdr["version"] = version
-    records = spec_records(head, pos, shapes)
+    records = spec_records(head, pos, shapes, version)
     hdr["records"] = records
 
     if len(payload) % 4:
@@ -274,16 +301,22 @@ def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
     if coded != (len(payload) > 0):
         raise SpecError("payload presence does not match the records")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    weights = []
+    symbols = []
     for rec, shape in zip(records, shapes):
-        if rec["kind"] == ROW_CONTEXT:
+        if rec["kind"] in CLASS_KINDS:
             sym = _decode_row_context(decoder, rec, shape)
         else:
             sym = _decode_plain(decoder, rec, int(np.prod(shape)))
-        weights.append(sym.reshape(shape).astype(np.float32) * np.float32(rec["step"]))
+        symbols.append(sym.reshape(shape))
     if not decoder.maybe_exhausted():
         raise SpecError("payload has unused data")
-    return hdr, weights
+    return hdr, symbols
+
+
+def spec_read(data: bytes) -> tuple[dict, list[np.ndarray]]:
+    """Parse a whole file; return the header as a dict and the dequantized float32 tensors (FORMAT.md 5)."""
+    hdr, symbols = spec_decode(data)
+    return hdr, [q.astype(np.float32) * np.float32(rec["step"]) for q, rec in zip(symbols, hdr["records"])]
 
 
 def spec_axis(n: int) -> np.ndarray:
@@ -480,6 +513,89 @@ def _row_context_file() -> bytes:
     return bitstream.write_file(header, symbols)
 
 
+def _smooth_grid(rng, shape: tuple[int, int, int], amplitude: float) -> np.ndarray:
+    """A smooth random latent grid of integers, positive and negative: a random plane wave per channel plus a
+    little noise (neighbouring latents alike, as ROW_PREDICT assumes)."""
+    channels, rows, cols = shape
+    y, x = np.mgrid[0:rows, 0:cols]
+    planes = [amplitude * np.sin(rng.uniform(0.5, 1.5) * 3.14 * x / cols + rng.uniform(0, 6.28))
+              * np.cos(rng.uniform(0.5, 1.5) * 3.14 * y / rows + rng.uniform(0, 6.28)) for _ in range(channels)]
+    return np.rint(np.stack(planes) + rng.normal(0.0, 0.7, shape)).astype(np.int32)
+
+
+def _row_predict_file() -> bytes:
+    """A latent-grid file (40 x 24, G = 2, K = 2) of smooth random grids: grid 0 coded with whatever the reference
+    encoder's model choice (6.3) picks, which must be ROW_PREDICT, grid 1 with a 16-class ROW_PREDICT model built
+    directly (the reference's own per-class fit), the MLP with plain models."""
+    import bitstream
+    from bitstream.entropy import _row_context_model
+
+    rng = np.random.default_rng(5)
+    shapes = spec_shapes(3, 6, 2, 3, width=40, height=24, latent_levels=2, latent_channels=2)
+    symbols = [_smooth_grid(rng, shapes[0], 40.0), _smooth_grid(rng, shapes[1], 25.0)]
+    symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[2:]]
+    grid0 = bitstream.choose_model(symbols[0])
+    assert grid0.kind == ROW_PREDICT, grid0.kind
+    grid1, _ = _row_context_model(symbols[1], 16, None, predict=True)
+    assert grid1.kind == ROW_PREDICT and len(grid1.classes) == 16
+    records = [bitstream.TensorRecord(2.0**-4, grid0), bitstream.TensorRecord(2.0**-3, grid1)]
+    records += [bitstream.TensorRecord(2.0**-6, bitstream.choose_model(q)) for q in symbols[2:]]
+    header = bitstream.Header(width=40, height=24, channels=3, arch=3, hidden_width=6, hidden_layers=2, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=2, latent_channels=2)
+    return bitstream.write_file(header, symbols)
+
+
+# the hand-made ROW_PREDICT grid's class models: every plain kind again, ZERO on class 3 this time (in class 1 the
+# prediction is always 0, so a ZERO class there would only ever hold zeros; in class 3 it is q = pred, often not 0)
+RP_CLASS_KINDS = (SPARSE_LAPLACE, LAPLACE, HISTOGRAM, ZERO, LAPLACE, SPARSE_LAPLACE)
+
+
+def _row_predict_grid(rng, shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(q, d) row by row as FORMAT.md 6.1's ROW_PREDICT codes it: sparse small differences d (zero wherever the
+    class model is ZERO; channel 1's first row all zero), q = d + pred."""
+    q, d = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32)
+    zero_classes = [k for k, kind in enumerate(RP_CLASS_KINDS) if kind == ZERO]
+    for ch in range(shape[0]):
+        for r in range(shape[1]):
+            above = q[ch, r - 1] if r else np.zeros(shape[2], np.int32)
+            cls = spec_context_classes(above, len(RP_CLASS_KINDS))
+            row = np.where(rng.random(shape[2]) < 0.4, rng.choice([-3, -2, -1, -1, 1, 1, 2, 3], shape[2]), 0)
+            row[np.isin(cls, zero_classes)] = 0
+            if ch == 1 and r == 0:
+                row[:] = 0
+            d[ch, r] = row
+            q[ch, r] = row + np.array(spec_row_prediction(above))
+    return q, d
+
+
+def _row_predict_classes_file() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(file, q, d): FORMAT.md 4.2's 13 x 9, G = 3, K = 2 example, its finest grid written as ROW_PREDICT with class
+    models of every plain kind (RP_CLASS_KINDS, fitted to each class's differences), so every branch of 6.1's group
+    order is used on differences, including a ZERO class (q = pred there)."""
+    import bitstream
+
+    rng = np.random.default_rng(23)
+    shapes = spec_shapes(3, 6, 2, 3, width=13, height=9, latent_levels=3, latent_channels=2)
+    q, d = _row_predict_grid(rng, shapes[0])
+    cls = spec_grid_classes(q, len(RP_CLASS_KINDS))
+    for k, kind in enumerate(RP_CLASS_KINDS):  # every class occurs; every coded class has nonzero differences
+        assert (cls == k).any() and (kind == ZERO or d[cls == k].any()), k
+    assert (q[:, 1:] != d[:, 1:]).any() and (q < 0).any()  # the predictions are not all 0; negative values too
+    assert (q[cls == RP_CLASS_KINDS.index(ZERO)] != 0).any()  # a ZERO class whose symbols are not 0 (q = pred)
+    groups = [d[ch, r][cls[ch, r] == k] for ch in range(2) for r in range(q.shape[1]) for k in (0, 5)]
+    assert any(g.size and not g.any() for g in groups) and any(g.any() for g in groups)  # SPARSE groups of both sorts
+    classes = tuple(_class_model(kind, d[cls == k]) for k, kind in enumerate(RP_CLASS_KINDS))
+    symbols = [q] + [rng.integers(-8, 9, size=s).astype(np.int32) for s in shapes[1:3]]
+    symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[3:]]
+    predict = bitstream.TensorModel(ROW_PREDICT, classes=classes)
+    records = [bitstream.TensorRecord(2.0**-2, predict)]
+    records += [bitstream.TensorRecord(2.0**-3 if i < 3 else 2.0**-6, bitstream.choose_model(symbols[i]))
+                for i in range(1, len(shapes))]
+    header = bitstream.Header(width=13, height=9, channels=3, arch=3, hidden_width=6, hidden_layers=2, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=3, latent_channels=2)
+    return bitstream.write_file(header, symbols), q, d
+
+
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     rgb = _encode(3, 0)
@@ -490,8 +606,10 @@ def files() -> dict[str, bytes]:
             "poly-all-models": _all_models_variant(poly),
             "latent": latent, "latent-gray": _encode(1, 4, "latent", size=(13, 21)),
             "latent-all-models": _all_models_variant(latent, sparse=levels), "latent-k2": _latent_k2_file(),
-            # big enough that the reference encoder codes its two finest grids with ROW_CONTEXT (6.3)
-            "latent-rc": _encode(3, 3, "latent", size=(48, 64)), "latent-row-context": _row_context_file()}
+            # big enough that the reference encoder codes its two finest grids with a class model (6.3); since
+            # version 3 that is ROW_PREDICT, so this is the real encode that decodes kind 5 to pixels end to end
+            "latent-rc": _encode(3, 3, "latent", size=(48, 64)), "latent-row-context": _row_context_file(),
+            "latent-row-predict": _row_predict_file(), "latent-row-predict-classes": _row_predict_classes_file()[0]}
 
 
 def _reference_pixels(data: bytes, **size) -> np.ndarray:
@@ -512,7 +630,7 @@ def _arch_of(name: str) -> int:
 
 
 ALL_FILES = ["rgb", "gray", "all-models", "poly", "poly-all-models", "latent", "latent-gray", "latent-all-models",
-             "latent-k2", "latent-rc", "latent-row-context"]
+             "latent-k2", "latent-rc", "latent-row-context", "latent-row-predict", "latent-row-predict-classes"]
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -540,7 +658,7 @@ def test_independent_reader_matches_reference(files, name):
 
 
 @pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-k2", "latent-rc",
-                                  "latent-row-context"])
+                                  "latent-row-context", "latent-row-predict", "latent-row-predict-classes"])
 def test_independent_render_at_other_sizes(files, name):
     hdr, weights = spec_read(files[name])
     for w, h in ((7, 5), (41, 23)):
@@ -549,10 +667,12 @@ def test_independent_render_at_other_sizes(files, name):
 
 
 def test_versions_and_latent_header(files):
-    """FORMAT.md 3 / 9: latent-grid files are version 2 with the two extra fields; every other file stays version 1."""
+    """FORMAT.md 3 / 9: a file with a kind-5 record is version 3, other latent-grid files are version 2 (both with
+    the two extra fields); every other file stays version 1."""
     for name in ALL_FILES:
         hdr, _ = spec_read(files[name])
-        assert files[name][4] == hdr["version"] == (2 if hdr["arch"] == 3 else 1), name
+        predict = any(r["kind"] == ROW_PREDICT for r in hdr["records"])
+        assert files[name][4] == hdr["version"] == (3 if predict else 2 if hdr["arch"] == 3 else 1), name
         assert hdr["arch"] == _arch_of(name), name
         if hdr["arch"] == 3:
             assert hdr["omega0"] == 1.0
@@ -594,7 +714,7 @@ def test_independent_reader_checks_version_and_latent_fields(files):
 
     latent, siren = files["latent"], files["rgb"]
     bad = {
-        "version 3": _patched(latent, 4, "<B", 3),
+        "version 4": _patched(latent, 4, "<B", 4),
         "version 0": _patched(latent, 4, "<B", 0),
         "arch 3 in version 1": _patched(latent, 4, "<B", 1),
         "arch 4": _patched(latent, 7 + 5, "<B", 4),
@@ -619,6 +739,15 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     hdr, weights = spec_read(_patched(siren, 4, "<B", 2))
     assert hdr["version"] == 2 and hdr["arch"] == 1
     assert bitstream.read_file(_patched(siren, 4, "<B", 2))[0].arch == 1
+    # 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 and 3"; 7 step 3
+    # accepts version 3 whatever the records, so a version 3 file without a kind-5 record is read (writers never
+    # write one: 1 / 9)
+    for data in (siren, files["poly"], latent, files["latent-row-context"]):
+        v3 = _patched(data, 4, "<B", 3)
+        hdr, weights = spec_read(v3)
+        assert hdr["version"] == 3 and ROW_PREDICT not in [r["kind"] for r in hdr["records"]]
+        ref = bitstream.dequantize(*bitstream.read_file(v3))
+        assert all(np.array_equal(m.view(np.uint32), r.view(np.uint32)) for m, r in zip(weights, ref))
 
 
 def test_independent_reader_rejects_corruption(files):
@@ -634,15 +763,18 @@ def test_row_context_files(files):
     """FORMAT.md 4.3 / 6.1: the encoder's ROW_CONTEXT grids and the hand-made one, as both readers see them."""
     import bitstream
 
-    for name, grids in (("latent-rc", 2), ("latent-row-context", 1)):
+    names = {ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict"}
+    for name, grids in (("latent-rc", 2), ("latent-row-context", 1), ("latent-row-predict", 2),
+                        ("latent-row-predict-classes", 1)):
         hdr, weights = spec_read(files[name])
         ref = bitstream.read_header(files[name]).to_dict()["tensors"]
         kinds = [r["kind"] for r in hdr["records"]]
-        assert kinds[:grids] == [ROW_CONTEXT] * grids, (name, kinds)
-        assert ROW_CONTEXT not in kinds[hdr["latent_levels"]:]  # never on an MLP tensor
+        assert all(k in CLASS_KINDS for k in kinds[:grids]), (name, kinds)
+        assert not set(CLASS_KINDS) & set(kinds[hdr["latent_levels"]:])  # never on an MLP tensor
         for rec, info in zip(hdr["records"], ref):
-            assert (info["model"] == "row-context") == (rec["kind"] == ROW_CONTEXT)
-            if rec["kind"] == ROW_CONTEXT:
+            assert info["model"] == names.get(rec["kind"], info["model"])
+            assert (info["model"] in names.values()) == (rec["kind"] in CLASS_KINDS)
+            if rec["kind"] in CLASS_KINDS:
                 assert 2 <= len(rec["classes"]) == len(info["classes"]) <= 16
     hdr, weights = spec_read(files["latent-row-context"])
     rec = hdr["records"][0]
@@ -684,7 +816,190 @@ def test_row_context_records_are_checked(files):
         "class kind 4": (patched(rc, grid["classes"][0]["offset"], 4), *class_kind),
         "class kind 5": (patched(rc, grid["classes"][0]["offset"], 5), *class_kind),
         "last class kind 4": (patched(rc, grid["classes"][-1]["offset"], 4), *class_kind),
-        "grid kind 5": (patched(rc, grid["offset"] + 2, 5), "model kind", "not a known model"),
+        # 7 step 10.4: kind 5 in a version 2 file (this one is version 2) is rejected right after the step check
+        "grid kind 5 in version 2": (patched(rc, grid["offset"] + 2, ROW_PREDICT), *("needs format version 3",) * 2),
+        "grid kind 6": (patched(rc, grid["offset"] + 2, 6), "model kind", "not a known model"),
+    }
+    for what, (data, mine, ref) in bad.items():
+        with pytest.raises(SpecError, match=mine):
+            spec_read(data)
+        with pytest.raises(bitstream.InrFormatError, match=ref):
+            bitstream.read_file(data)
+
+
+# --- ROW_PREDICT (kind 5, format version 3) -----------------------------------------------------------
+
+PREDICT_FILES = ["latent-rc", "latent-row-predict", "latent-row-predict-classes"]
+
+
+def _model_fields(rec: dict) -> dict:
+    return {k: (tuple(v) if k == "counts" else v) for k, v in rec.items() if k in ("kind", "max_abs", "scale", "p_zero", "counts")}
+
+
+def _ref_model_fields(model) -> dict:
+    out = {"kind": model.kind}
+    if model.kind in (LAPLACE, HISTOGRAM, SPARSE_LAPLACE):
+        out["max_abs"] = model.max_abs
+    if model.kind in (LAPLACE, SPARSE_LAPLACE):
+        out["scale"] = model.scale
+    if model.kind == SPARSE_LAPLACE:
+        out["p_zero"] = model.p_zero
+    if model.kind == HISTOGRAM:
+        out["counts"] = tuple(model.counts)
+    return out
+
+
+def test_row_prediction_worked_rows():
+    """FORMAT.md 6.1: pred[c] = floor((s[c-1] + 2 s[c] + s[c+1] + 2) / 4), signed, 0 off the ends, floor towards -inf."""
+    assert spec_row_prediction([0, 0, 0]) == [0, 0, 0]
+    assert spec_row_prediction([-1, -1, 5, 0, 2]) == [-1, 1, 2, 2, 1]  # (0 - 2 - 1 + 2) / 4 = -0.25 -> -1, not 0
+    assert spec_row_prediction([1, 1, -5, 0, -2]) == [1, 0, -2, -2, -1]  # (0 + 2 + 1 + 2) / 4 = 1.25 -> 1
+    assert spec_row_prediction([7]) == [4] and spec_row_prediction([-7]) == [-3]  # (14 + 2) / 4, (-14 + 2) / 4
+    assert spec_row_prediction([30000] * 3) == [22500, 30000, 22500]
+    assert spec_row_prediction([-30000] * 3) == [-22500, -30000, -22500]  # -89998 / 4 = -22499.5 -> -22500
+
+
+@pytest.mark.parametrize("name", PREDICT_FILES)
+def test_row_predict_files_match_reference(files, name):
+    """FORMAT.md 3 / 4.3 / 6.1: version 3 files with kind-5 records, written by the reference (its encoder's model
+    choice, its per-class fit, a hand-made grid), decode to the reference's integer symbols and header exactly."""
+    import bitstream
+
+    data = files[name]
+    hdr, symbols = spec_decode(data)
+    assert data[4] == hdr["version"] == 3
+    kinds = [r["kind"] for r in hdr["records"]]
+    assert ROW_PREDICT in kinds, kinds
+    ref_header, ref_symbols = bitstream.read_file(data)
+    assert {k: hdr[k] for k in _header_fields(ref_header)} == _header_fields(ref_header)
+    assert len(hdr["records"]) == len(ref_header.tensors) == len(symbols) == len(ref_symbols)
+    for rec, ref_rec in zip(hdr["records"], ref_header.tensors):
+        assert rec["step"] == ref_rec.step and rec["kind"] == ref_rec.model.kind
+        if rec["kind"] in CLASS_KINDS:
+            assert [_model_fields(c) for c in rec["classes"]] == [_ref_model_fields(c) for c in ref_rec.model.classes]
+        else:
+            assert _model_fields(rec) == _ref_model_fields(ref_rec.model)
+    for mine, ref in zip(symbols, ref_symbols):
+        assert mine.shape == ref.shape and np.array_equal(mine, ref)
+    # what each class model coded is the difference from the prediction (6.1): it lies in the class model's range,
+    # and is 0 throughout a ZERO class
+    for rec, q in zip(hdr["records"], symbols):
+        if rec["kind"] != ROW_PREDICT:
+            continue
+        above = np.zeros_like(q)
+        above[:, 1:] = q[:, :-1]
+        pred = np.array([[spec_row_prediction(row) for row in channel] for channel in above])
+        d, cls = q - pred, spec_grid_classes(q, len(rec["classes"]))
+        assert np.abs(q).max() <= SYMBOL_LIMIT
+        for k, sub in enumerate(rec["classes"]):
+            assert np.abs(d[cls == k]).max(initial=0) <= sub.get("max_abs", 0), (k, sub["kind"])
+    if name == "latent-row-predict-classes":
+        _, q, d = _row_predict_classes_file()
+        assert np.array_equal(symbols[0], q) and tuple(c["kind"] for c in hdr["records"][0]["classes"]) == RP_CLASS_KINDS
+    if name == "latent-rc":  # the real encode: both of its coded grids use ROW_PREDICT (6.3)
+        assert kinds[:2] == [ROW_PREDICT] * 2, kinds
+
+
+def _spec_file(version: int, head: bytes, payload: bytes = b"") -> bytes:
+    """A file framed by hand (FORMAT.md 3)."""
+    body = MAGIC + struct.pack("<BH", version, len(head)) + head + struct.pack("<I", len(payload)) + payload
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+# a 3 x 2 grayscale latent-grid network: one (1, 2, 3) grid, then an MLP of width 1 (shapes (1,1), (1,), (1,1), (1,))
+TINY_FIELDS = struct.pack(FIXED, 3, 2, 1, 3, 1, 1, 1.0, 0) + struct.pack(LATENT_FIELDS, 1, 1)
+TINY_ZERO_MLP = struct.pack("<eB", 1.0, ZERO) * 4
+
+
+def _overflow_file(top: int) -> bytes:
+    """A tiny ROW_PREDICT file whose row 1, column 0 decodes to `top`: row 0 is 30000 everywhere (class 0's
+    differences), so row 1's predictions are [22500, 30000, 22500] and its differences [top - 22500, 0, 0]
+    (class 1), both classes LAPLACE with max_abs up to 32767. The reference writer refuses values beyond
+    +-32767, so the header is the reference's and the payload the same differences coded as ROW_CONTEXT
+    (whose classes match here: row 0 has nothing above, row 1's are all 1)."""
+    import bitstream
+    from bitstream.entropy import ROW_CONTEXT, encode_tensors
+    from bitstream.header import pack_header
+
+    sign = 1 if top > 0 else -1
+    q = np.array([[[30000] * 3, [top, 30000, 22500]]], dtype=np.int32) * np.int32(sign)
+    q[0, 1, 0] = top
+    classes = (bitstream.TensorModel(LAPLACE, 30000, scale=4096.0), bitstream.TensorModel(LAPLACE, 32767, scale=4096.0))
+    records = [bitstream.TensorRecord(2.0**-15, bitstream.TensorModel(ROW_PREDICT, classes=classes))]
+    records += [bitstream.TensorRecord(1.0, bitstream.TensorModel(ZERO))] * 4
+    header = bitstream.Header(width=3, height=2, channels=1, arch=3, hidden_width=1, hidden_layers=1, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=1, latent_channels=1)
+    diffs = q - np.array([[[0] * 3, [22500, 30000, 22500]]], dtype=np.int32) * np.int32(sign)
+    payload = encode_tensors([diffs], [bitstream.TensorModel(ROW_CONTEXT, classes=classes)])
+    data = _spec_file(3, pack_header(header), payload)
+    if abs(top) <= 32767:  # the reference writer makes the same bytes
+        zeros = [np.zeros(s, dtype=np.int32) for s in ((1, 1), (1,), (1, 1), (1,))]
+        assert bitstream.write_file(header, [q] + zeros) == data
+    else:
+        with pytest.raises(ValueError, match="exceeds the format's limit"):
+            bitstream.write_file(header, [q] + [np.zeros(s, dtype=np.int32) for s in ((1, 1), (1,), (1, 1), (1,))])
+    assert data[4] == 3 and data[7:7 + len(TINY_FIELDS)] == TINY_FIELDS
+    return data
+
+
+@pytest.mark.parametrize("top", [32767, -32767])
+def test_row_predict_values_up_to_32767(top):
+    """FORMAT.md 6.1: decoded values of exactly +-32767 are valid (both readers, same symbols)."""
+    import bitstream
+
+    data = _overflow_file(top)
+    hdr, symbols = spec_decode(data)
+    assert hdr["records"][0]["kind"] == ROW_PREDICT and symbols[0][0, 1, 0] == top
+    assert np.array_equal(symbols[0], bitstream.read_file(data)[1][0])
+
+
+@pytest.mark.parametrize("top", [32768, -32768, 52767])
+def test_row_predict_rejects_values_beyond_32767(top):
+    """FORMAT.md 6.1 / 7 step 12: a ROW_PREDICT value beyond +-32767 (here a difference within its class model's
+    max_abs added to a large prediction) is an error, in both readers."""
+    import bitstream
+
+    data = _overflow_file(top)
+    with pytest.raises(SpecError, match="beyond"):
+        spec_decode(data)
+    with pytest.raises(bitstream.InrFormatError, match="beyond"):
+        bitstream.read_file(data)
+
+
+def test_row_predict_records_are_checked(files):
+    """FORMAT.md 3 / 4.3 / 7 steps 3, 8 and 10.4, checked by both readers: kind 5 only in version 3, after the step
+    check; only on rank-3 tensors; n_classes 2..16; class kinds 0..3; not every class ZERO."""
+    import bitstream
+
+    rp = files["latent-row-predict"]
+    hdr, _ = spec_read(rp)
+    grid, mlp = hdr["records"][0], hdr["records"][hdr["latent_levels"]]
+    assert grid["kind"] == ROW_PREDICT and len(grid["classes"]) == 6
+
+    def patched(head_offset: int, fmt: str, value) -> bytes:
+        return _patched(rp, 7 + head_offset, fmt, value)
+
+    version3, rank = ("needs format version 3",) * 2, ("not rank 3", "only latent grids")
+    classes, class_kind = ("n_classes", "classes' = "), ("class model kind", "not a plain model")
+    all_zero = ("every class model is ZERO", "all zero")
+    kind5_in_v2 = _patched(rp, 4, "<B", 2)  # the version byte 3 -> 2 (and the CRC refitted)
+    bad = {  # what: (file, why my reader rejects it, why the reference does)
+        "kind 5 in a version 2 file": (kind5_in_v2, *version3),
+        "kind 5 in a version 1 file": (_patched(rp, 4, "<B", 1), "needs format version 2", "needs format version 2"),
+        # 7 step 10.4: the step is checked first, then the version
+        "kind 5 in version 2, bad step": (_patched(kind5_in_v2, 7 + grid["offset"], "<e", 0.0), "step", "step"),
+        "kind 5 on a latent MLP weight": (patched(mlp["offset"] + 2, "<B", ROW_PREDICT), *rank),
+        "kind 5 on the encoder's MLP": (_patched(files["latent-rc"], 7 + spec_read(files["latent-rc"])[0]["records"][-2]
+                                                 ["offset"] + 2, "<B", ROW_PREDICT), *rank),
+        "kind 5 n_classes 1": (patched(grid["offset"] + 3, "<B", 1), *classes),
+        "kind 5 n_classes 17": (patched(grid["offset"] + 3, "<B", 17), *classes),
+        "kind 5 class kind 4": (patched(grid["classes"][0]["offset"], "<B", ROW_CONTEXT), *class_kind),
+        "kind 5 class kind 5": (patched(grid["classes"][-1]["offset"], "<B", ROW_PREDICT), *class_kind),
+        "kind 5, every class ZERO": (_spec_file(3, TINY_FIELDS + struct.pack("<eBBBB", 1.0, ROW_PREDICT, 2, 0, 0)
+                                                + TINY_ZERO_MLP), *all_zero),
+        "kind 4, every class ZERO": (_spec_file(2, TINY_FIELDS + struct.pack("<eBBBB", 1.0, ROW_CONTEXT, 2, 0, 0)
+                                                + TINY_ZERO_MLP), *all_zero),
+        "kind 6 in version 3": (patched(grid["offset"] + 2, "<B", 6), "model kind", "not a known model"),
     }
     for what, (data, mine, ref) in bad.items():
         with pytest.raises(SpecError, match=mine):

@@ -42,10 +42,11 @@ def test_grid_shapes_and_counts():
     assert sum(p.numel() for p in model.parameters()) == bitstream.parameter_count(LATENT, 6, 2, 3, grid)
 
 
-def test_encode_round_trip_is_version_2_and_names_the_family(latent_file):
+def test_encode_round_trip_is_version_2_or_3_and_names_the_family(latent_file):
     pixels, result = latent_file
-    assert result.data[4] == 2  # format version 2 (FORMAT.md §9); other families stay version 1
     header = bitstream.read_header(result.data)
+    uses_prediction = any(rec.model.kind == 5 for rec in header.tensors)  # ROW_PREDICT needs version 3
+    assert result.data[4] == (3 if uses_prediction else 2)  # FORMAT.md §9; other families stay version 1
     info = header.to_dict()
     assert header.arch == LATENT and info["arch"] == "latent" and header.omega0 == 1.0
     assert (info["latent_levels"], info["latent_channels"]) == (header.latent_levels, header.latent_channels) == (6, 1)
@@ -315,3 +316,83 @@ def test_decoding_is_the_same_on_another_thread_count_and_in_numpy(latent_file, 
     for other in (decode_array(data, backend="torch", device="cpu"), decode_array(data, backend="numpy")):
         assert np.abs(other.astype(int) - one_thread).max() <= 1
         assert np.mean(other == one_thread) > 0.999
+
+
+def _smooth_grid_symbols(seed: int = 0) -> np.ndarray:
+    """(2, 30, 40) symbols of a smooth grid (slow waves plus a little noise), like a trained latent grid."""
+    rng = np.random.default_rng(seed)
+    r, c = np.mgrid[0:30, 0:40]
+    waves = np.stack([6 * np.sin(r / 5 + c / 7), 4 * np.cos(c / 4 - r / 9)])
+    return np.round(waves + rng.normal(0, 0.5, (2, 30, 40))).astype(np.int32)
+
+
+def test_row_prediction_is_the_floored_weighted_mean_of_the_row_above():
+    from bitstream.entropy import row_prediction
+
+    above = np.array([4, -3, 0, 7, 1], dtype=np.int64)
+    # floor((a[c-1] + 2 a[c] + a[c+1] + 2) / 4), zeros beyond the ends
+    assert row_prediction(above).tolist() == [(0 + 8 - 3 + 2) // 4, (4 - 6 + 0 + 2) // 4, (-3 + 0 + 7 + 2) // 4,
+                                              (0 + 14 + 1 + 2) // 4, (7 + 2 + 0 + 2) // 4]
+    assert row_prediction(np.array([-1, -1], dtype=np.int64)).tolist() == [-1, -1]  # floor, not towards zero
+    assert row_prediction(np.zeros(3, dtype=np.int64)).tolist() == [0, 0, 0]
+
+
+def test_row_predict_model_round_trips_and_pays_on_a_smooth_grid():
+    from bitstream.entropy import ROW_PREDICT, _row_context_model, decode_tensors, encode_tensors, measure_bits
+
+    q = _smooth_grid_symbols()
+    model = choose_model(q)
+    assert model.kind == ROW_PREDICT and len(model.classes) == 6
+    context = _row_context_model(q, 6, None)[0]  # the same classes, coding the symbols themselves
+    assert measure_bits(q, model) < 0.8 * measure_bits(q, context)
+    payload = encode_tensors([q], [model])
+    assert np.array_equal(decode_tensors(payload, [model], [q.shape])[0], q)
+
+
+def _one_grid_header(records):
+    return Header(width=40, height=30, channels=3, arch=LATENT, hidden_width=4, hidden_layers=1, omega0=1.0,
+                  init_id=0, tensors=tuple(records), latent_levels=1, latent_channels=2)
+
+
+def _one_grid_file(q: np.ndarray, model: TensorModel) -> bytes:
+    shapes = bitstream.tensor_shapes(LATENT, 4, 1, 3, LatentGrid(40, 30, 1, 2))
+    symbols = [q] + [np.zeros(s, dtype=np.int32) for s in shapes[1:]]
+    records = [TensorRecord(1.0, model)] + [TensorRecord(1.0, TensorModel(0)) for _ in shapes[1:]]
+    return bitstream.write_file(_one_grid_header(records), symbols)
+
+
+def test_files_are_version_3_only_when_a_grid_uses_row_predict():
+    import zlib
+
+    from bitstream.entropy import ROW_CONTEXT, ROW_PREDICT, _row_context_model
+
+    q = _smooth_grid_symbols()
+    predicted = _one_grid_file(q, _row_context_model(q, 6, None, predict=True)[0])
+    plain_context = _one_grid_file(q, _row_context_model(q, 6, None)[0])
+    assert predicted[4] == 3 and plain_context[4] == 2
+    assert bitstream.read_header(predicted).tensors[0].model.kind == ROW_PREDICT
+    assert bitstream.read_header(plain_context).tensors[0].model.kind == ROW_CONTEXT
+    for data in (predicted, plain_context):
+        assert np.array_equal(bitstream.read_file(data)[1][0], q)
+    downgraded = bytearray(predicted)  # the same bytes labelled version 2, checksum redone
+    downgraded[4] = 2
+    downgraded[-4:] = zlib.crc32(bytes(downgraded[:-4])).to_bytes(4, "little")
+    with pytest.raises(InrFormatError, match="tensor 0 model 'row-predict' needs format version 3, the file says version 2"):
+        bitstream.read_file(bytes(downgraded))
+
+
+def test_row_predict_refuses_a_decoded_value_beyond_the_symbol_limit():
+    """Differences of 20,000 in both rows of a (1, 2, 3) tensor: the second row's prediction is 20,000,
+    so it decodes to 40,000, beyond what section 5 dequantizes exactly; the decoder says so."""
+    import constriction
+
+    from bitstream.entropy import ROW_PREDICT, _Built, _encode_plain, decode_tensors
+
+    wide = TensorModel(LAPLACE, 32767, scale=1000.0)
+    model = TensorModel(ROW_PREDICT, classes=(wide, wide))
+    encoder = constriction.stream.queue.RangeEncoder()
+    _encode_plain(encoder, np.full(3, 20000, dtype=np.int32), _Built(wide))  # row 0: class 0 (nothing above)
+    _encode_plain(encoder, np.full(3, 20000, dtype=np.int32), _Built(wide))  # row 1: class 1 (capped) everywhere
+    payload = encoder.get_compressed().astype("<u4").tobytes()
+    with pytest.raises(InrFormatError, match="decoded a value beyond ±32767"):
+        decode_tensors(payload, [model], [(1, 2, 3)])
