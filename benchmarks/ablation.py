@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         for bpp in bpps:
             rates, quals, secs, per_image = [], [], [], []
             for arr, im in zip(arrays, images):
-                cfg = replace(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device), **overrides)
+                cfg = replace(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device, arch="siren"), **overrides)
                 t0 = time.monotonic()
                 res = encode_pixels(arr, cfg)
                 secs.append(time.monotonic() - t0)

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     for run in args.runs.split(","):
         batch, steps = (int(v) for v in run.split("x"))
         t0 = time.perf_counter()
-        r = encode_pixels(pixels, EncoderConfig(bpp=args.bpp, steps=steps, batch_pixels=batch, device=args.device))
+        r = encode_pixels(pixels, EncoderConfig(bpp=args.bpp, steps=steps, batch_pixels=batch, device=args.device, arch="siren"))
         print(json.dumps({"batch": batch, "steps": steps, "pixel_steps": batch * steps,
                           "network": [r.hidden_width, r.hidden_layers], "bpp": r.bpp, "psnr": r.psnr,
                           "seconds": time.perf_counter() - t0}), flush=True)

@@ -82,7 +82,7 @@ def single_encodes(pixels: np.ndarray, bpps: list[float], device: str, steps: in
     for bpp in bpps:
         for tf32 in (False, True):
             torch.backends.cuda.matmul.allow_tf32 = tf32
-            result, row = _encode_row(lambda: encode_pixels(pixels, EncoderConfig(bpp=bpp, device=device, steps=steps)),
+            result, row = _encode_row(lambda: encode_pixels(pixels, EncoderConfig(bpp=bpp, device=device, steps=steps, arch="siren")),
                                       bpp_target=bpp, tf32=tf32)
             rows.append(row)
             if not tf32:
@@ -100,7 +100,7 @@ def batched_single_encodes(pixels: np.ndarray, bpps: list[float], variants: list
     torch.backends.cuda.matmul.allow_tf32 = tf32
     for bpp in bpps:
         for batch, steps in variants:
-            cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch or None)
+            cfg = EncoderConfig(bpp=bpp, device=device, steps=steps, batch_pixels=batch or None, arch="siren")
             encode = (lambda: encode_many([pixels], cfg)[0]) if stacked else (lambda: encode_pixels(pixels, cfg))
             rows.append(_encode_row(encode, bpp_target=bpp, tf32=tf32, batch_pixels=batch, stacked=stacked)[1])
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -117,7 +117,7 @@ def stacked_step_seconds(shape: tuple, bpps: list[float], images: int, device: s
     torch.backends.cuda.matmul.allow_tf32 = tf32
     out = {}
     for bpp in bpps:
-        plan = plan_encode(shape, EncoderConfig(bpp=bpp, steps=2000, device=device, batch_pixels=batch_pixels),
+        plan = plan_encode(shape, EncoderConfig(bpp=bpp, steps=2000, device=device, batch_pixels=batch_pixels, arch="siren"),
                            torch.device(device))
         _, _, channels, width, layers, omega0 = plan.dims
         pixels = shape[0] * shape[1]
@@ -183,7 +183,7 @@ def main(argv=None) -> int:
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(json.dumps(report), flush=True)
     pixels = load_pixels(args.image)
-    encode_pixels(pixels[:128, :128], EncoderConfig(bpp=1.0, steps=50, device=device))  # CUDA start-up, not timed
+    encode_pixels(pixels[:128, :128], EncoderConfig(bpp=1.0, steps=50, device=device, arch="siren"))  # CUDA start-up, not timed
     single_bpps = [float(v) for v in args.single_bpps.split(",")]
     rows, files = single_encodes(pixels, single_bpps, device, args.single_steps)
     report["single_image"] = {"image": Path(args.image).name, "rows": rows}

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
             pixels = np.asarray(Image.open(path).convert("RGB"))
             for init in ("random", "meta"):
                 t0 = time.perf_counter()
-                r = encode_pixels(pixels, EncoderConfig(bpp=args.bpp, steps=steps, device=args.device, init=init))
+                r = encode_pixels(pixels, EncoderConfig(bpp=args.bpp, steps=steps, device=args.device, init=init, arch="siren"))
                 print(json.dumps({"image": path.rsplit("/", 1)[-1], "steps": steps, "init": init, "used": r.init,
                                   "network": [r.hidden_width, r.hidden_layers], "bpp": r.bpp, "psnr": r.psnr,
                                   "seconds": time.perf_counter() - t0}), flush=True)

@@ -37,7 +37,7 @@ class InrCodec(Codec):
     setting_name = "target_bpp"
     default_settings = (0.1, 0.25, 0.5, 0.75, 1.5)
     rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
-    arch: str | None = None  # the network family (--arch); None: the codec's default (siren)
+    arch: str = "siren"  # the network family (--arch); "inr" stays the SIREN whatever the codec's default
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
                  device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,

@@ -82,8 +82,9 @@ def encode(
         progress: show a progress bar on stderr.
         init: "meta" (start from the packaged meta-learned weights of the chosen network, where
             there are some) or "random"; None: the codec's default.
-        arch: network family, "siren", "poly" (Poly-INR) or "latent" (latent grids); None: the
-            codec's default ("siren").
+        arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto"; None: the
+            codec's default, "auto" (the latent grids where their file fits the decoders' default
+            parameter limit, about 3 megapixels, and no SIREN-only option is given; else the SIREN).
     Returns:
         The complete `.inr` file.
     Raises:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bitstream import MAGIC, InrFormatError, architectures, read_header
 
-from .config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
+from .config import ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
 from .decoder import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
 from .devices import DEVICE_CHOICES
 from .errors import ImageInputError, OptionError
@@ -193,10 +193,11 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")
     p.add_argument("--sparsity", type=_fraction, default=0.0, help="fraction of weights pruned by magnitude")
-    p.add_argument("--arch", choices=list(architectures.IDS), default=EncoderConfig.arch,
-                   help="network family: siren (sine layers, the default), poly (Poly-INR: layers multiplied by "
-                        "affine maps of the coordinates) or latent (multi-resolution latent grids, entropy-coded, and a "
-                        "small synthesis MLP: fast to decode); see the README's ablation table")
+    p.add_argument("--arch", choices=list(ARCH_CHOICES), default=EncoderConfig.arch,
+                   help="network family: auto (the default: latent where it fits, about 3 megapixels and less, and no "
+                        "SIREN-only option is given; else siren), latent (multi-resolution latent grids, entropy-coded, "
+                        "and a small synthesis MLP: the best rate-distortion, fast to decode), siren (sine layers) or "
+                        "poly (Poly-INR: layers multiplied by affine maps of the coordinates); see the README")
     p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
                         "some: codec/inits) or from a seeded random SIREN init")

@@ -35,7 +35,11 @@ MIN_WIDTH, MIN_LAYERS = 8, 2
 MAX_LAYERS = 8  #: deepest network rate control picks (EncoderConfig.max_layers)
 EST_BITS_PER_WEIGHT = 6.5  #: entropy-coded 8-bit weight, measured on Kodak crops
 EST_HEADER_BYTES_PER_TENSOR = 7
-DEFAULT_ARCH = "siren"  #: the family an encode uses unless told (`--arch`); see the ablation table
+AUTO_ARCH = "auto"  #: the family picked per image by EncoderConfig.for_image
+#: the family an encode uses unless told (`--arch`): "auto", the latent grids where they fit (they beat the
+#: SIREN on the CPU proxy, README), else the SIREN
+DEFAULT_ARCH = AUTO_ARCH
+ARCH_CHOICES = (AUTO_ARCH, *architectures.IDS)  #: what `arch` / `--arch` accept
 #: fitting learning rate of each family (warm-up, then cosine decay). SIREN: see the ablation table;
 #: Poly-INR: benchmarks/results/family_probe/ (kodim23 768x512, 56 x 6, 1000 steps of 16k pixels, float):
 #: 2e-3 22.80 dB, 5e-3 23.99, 1e-2 24.78, 2e-2 25.44 (SIREN 58 x 6 at 2e-3: 30.80 dB); 1e-2 measured at
@@ -58,7 +62,7 @@ class EncoderConfig:
     time_budget: float | None = None  #: seconds for all phases (None: DEFAULT_CPU_TIME_BUDGET on CPU if steps is None too)
     device: str | None = None  #: "auto", "cpu" or "cuda"
     seed: int = 0  #: seeds initialisation and pixel sampling
-    arch: str = DEFAULT_ARCH  #: network family, a name in bitstream.architectures ("siren", "poly")
+    arch: str = DEFAULT_ARCH  #: network family, a name in bitstream.architectures ("siren", "poly", "latent") or "auto"
     hidden_width: int | None = None  #: fixed architecture (overrides rate-based sizing)
     hidden_layers: int | None = None
     bits: float | None = None  #: fixed quantization bit width (disables rate control)
@@ -84,8 +88,8 @@ class EncoderConfig:
             raise OptionError("give either a bpp target or a preset, not both")
         if self.bpp is not None and not (0 < self.bpp <= 64):
             raise OptionError(f"bpp target must be in (0, 64], got {self.bpp}")
-        if self.arch not in architectures.IDS:
-            raise OptionError(f"unknown architecture {self.arch!r}: choose one of {', '.join(architectures.IDS)}")
+        if self.arch not in ARCH_CHOICES:
+            raise OptionError(f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCH_CHOICES)}")
         if self.lr is not None and not (0 < self.lr < math.inf):
             raise OptionError(f"learning rate must be a positive number, got {self.lr}")
         if self.preset is not None and self.preset not in PRESETS:
@@ -123,9 +127,26 @@ class EncoderConfig:
             return replace(self, preset=DEFAULT_PRESET)
         return self
 
+    def for_image(self, width: int, height: int, channels: int) -> "EncoderConfig":
+        """This config with arch "auto" resolved for a width x height image: the latent-grid family, unless
+        a SIREN-only setting is given (hidden_width/hidden_layers, bits, sparsity, init "meta"), the image's
+        latents would pass the decoders' default parameter limit (above about 3 megapixels) or its header
+        and synthesis MLP would take most of the target size (small images at low rates,
+        `codec.latent_encoder.latent_fits`); then the SIREN."""
+        if self.arch != AUTO_ARCH:
+            return self
+        siren_only = self.hidden_width is not None or self.bits is not None or self.sparsity > 0 or self.init == "meta"
+        if siren_only:
+            return replace(self, arch="siren")
+        from .latent_encoder import latent_fits  # imports this module
+
+        return replace(self, arch="latent" if latent_fits(width, height, channels, self.target_bpp) else "siren")
+
     @property
     def arch_id(self) -> int:
-        """The family's id in the format."""
+        """The family's id in the format (arch "auto" must be resolved first, by for_image)."""
+        if self.arch == AUTO_ARCH:
+            raise ValueError("arch 'auto' has no id: resolve it with EncoderConfig.for_image")
         return architectures.IDS[self.arch]
 
     @property

@@ -278,7 +278,7 @@ def finish_file(model: torch.nn.Module, plan: EncodePlan, cfg: EncoderConfig, ra
 
 def encode_pixels(pixels: np.ndarray, config: EncoderConfig) -> EncodeResult:
     """Encode an (H, W, C) uint8 array, C in {1, 3}. See :func:`codec.encode` for the options."""
-    cfg = config.validated()
+    cfg = config.validated().for_image(pixels.shape[1], pixels.shape[0], pixels.shape[2])
     if architectures.ARCHITECTURES[cfg.arch_id].has_grid:
         from .latent_encoder import encode_latent  # imports this module
 

@@ -77,6 +77,9 @@ CPU_BATCH_PIXELS = 65536
 PLAN_SHARE = 0.8
 EST_BITS_PER_MLP_WEIGHT = 7  #: to set the latents' share of the rate before fitting
 MIN_STEPS, MAX_STEPS = 50, 20_000
+#: "auto" encodes with this family only where header and MLP take at most this share of the target size
+#: (estimated: Kodak 768x512 11 % at 0.15 bpp, where the family beats the SIREN, README; 256x256 34 % at 0.3 bpp)
+AUTO_MAX_FIXED_SHARE = 0.25
 DEFAULT_GPU_STEPS = 2000
 
 
@@ -150,9 +153,23 @@ def stored_values(width: int, height: int, channels: int) -> int:
     return bitstream.parameter_count(bitstream.LATENT, SYNTH_WIDTH, SYNTH_LAYERS, channels, grid)
 
 
-def latent_fits(width: int, height: int, channels: int) -> bool:
-    """Whether decoders accept this family's file of such an image with their default parameter limit."""
-    return stored_values(width, height, channels) <= bitstream.DEFAULT_MAX_PARAMETERS
+def fixed_bytes(pixels: np.ndarray, grid: LatentGrid) -> int:
+    """Estimated bytes of a file's header and synthesis MLP (what its latents cannot use)."""
+    mlp_values = stored_values(grid.width, grid.height, pixels.shape[2]) - grid.values()
+    return len(flat_file(pixels, grid)) + mlp_values * EST_BITS_PER_MLP_WEIGHT // 8
+
+
+def latent_fits(width: int, height: int, channels: int, target_bpp: float | None) -> bool:
+    """Whether "auto" picks this family for such an image: decoders accept its file with their default
+    parameter limit, and at the target rate the header and the synthesis MLP take at most
+    AUTO_MAX_FIXED_SHARE of the file (so small images at low rates, where they would take most of it,
+    go to the SIREN, whose network shrinks with the budget)."""
+    if stored_values(width, height, channels) > bitstream.DEFAULT_MAX_PARAMETERS:
+        return False
+    if target_bpp is None:
+        return True
+    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    return fixed_bytes(np.zeros((height, width, channels), np.uint8), grid) <= AUTO_MAX_FIXED_SHARE * target_bpp * width * height / 8
 
 
 def initial_lambda(latent_bpp: float) -> float:
@@ -327,14 +344,13 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
     if budget_bytes is None:
         latent_bpp, lam = None, DEFAULT_LAMBDA
     else:
-        mlp_values = stored - grid.values()
-        fixed_bytes = len(flat_file(pixels, grid)) + mlp_values * EST_BITS_PER_MLP_WEIGHT // 8  # header, MLP
-        latent_bpp = max(1e-3, 8 * (budget_bytes - fixed_bytes) / (width * height))
+        fixed = fixed_bytes(pixels, grid)
+        latent_bpp = max(1e-3, 8 * (budget_bytes - fixed) / (width * height))
         lam = initial_lambda(latent_bpp)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     def coded_latent_bpp() -> float:  # the real file's size at latent step 1, less the header and MLP estimate
-        return max(1e-6, 8 * (len(serialize(model, 1.0, entropy_models=cfg.entropy_models)) - fixed_bytes) / (width * height))
+        return max(1e-6, 8 * (len(serialize(model, 1.0, entropy_models=cfg.entropy_models)) - fixed) / (width * height))
 
     run_steps, capped, lam = fit(model, coords, target, steps=steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp,
                                  deadline=deadline, progress=progress, batch_pixels=batch, generator=generator,

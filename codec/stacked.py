@@ -229,6 +229,8 @@ def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes:
     stacked step keeps for its backward pass, and so how many images share one step.
     """
     cfg = config.validated()
+    if cfg.arch == "auto":  # stacked fits are SIRENs only: "auto" means the SIREN here
+        cfg = replace(cfg, arch="siren")
     if cfg.arch_id != bitstream.SIREN:
         raise OptionError(f"stacked encoding fits SIRENs only, not architecture {cfg.arch!r}")
     if cfg.sparsity > 0:

@@ -67,7 +67,8 @@ def test_wide_layers_get_smaller_learning_rates():
 
 
 def plan(**cfg):
-    config = EncoderConfig(**cfg).validated()
+    """The SIREN's step plan for a 768x512 image (a 76 x 7 network)."""
+    config = EncoderConfig(arch="siren", **cfg).validated()
     return plan_steps(config, device_type=cfg.get("device", "cpu"), pixels=768 * 512, batch_pixels=1 << 14,
                       hidden_width=76, hidden_layers=7, channels=3)
 

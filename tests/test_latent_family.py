@@ -396,3 +396,28 @@ def test_row_predict_refuses_a_decoded_value_beyond_the_symbol_limit():
     payload = encoder.get_compressed().astype("<u4").tobytes()
     with pytest.raises(InrFormatError, match="decoded a value beyond ±32767"):
         decode_tensors(payload, [model], [(1, 2, 3)])
+
+
+def test_auto_picks_the_latent_grids_where_they_fit_and_pay():
+    from codec.config import DEFAULT_ARCH
+
+    assert DEFAULT_ARCH == "auto" and EncoderConfig().arch == "auto"
+    medium = EncoderConfig().validated()  # preset "medium", 0.3 bpp
+    assert medium.for_image(768, 512, 3).arch == "latent"  # a Kodak photo: header and MLP ~6 % of the file
+    assert medium.for_image(512, 512, 1).arch == "latent"
+    assert medium.for_image(256, 256, 3).arch == "siren"  # header and MLP would be a third of 2.4 kB
+    assert EncoderConfig(bpp=0.6).validated().for_image(256, 256, 3).arch == "latent"
+    assert medium.for_image(2048, 1536, 3).arch == "siren"  # 4.2 M latents: past the decoders' default limit
+    for siren_only in ({"sparsity": 0.2}, {"init": "meta"}, {"hidden_width": 32, "hidden_layers": 3}):
+        assert EncoderConfig(**siren_only).validated().for_image(768, 512, 3).arch == "siren"
+    assert EncoderConfig(arch="poly").validated().for_image(768, 512, 3).arch == "poly"  # a named family stays
+    with pytest.raises(ValueError, match="resolve it"):
+        EncoderConfig().arch_id
+
+
+def test_auto_encodes_a_small_image_at_a_high_rate_with_the_latent_grids():
+    pixels = smooth_image(96, 128, 3)  # header and MLP ~0.85 kB: 14 % of a 4 bpp file, 55 % of a 1 bpp one
+    auto = encode_pixels(pixels, EncoderConfig(bpp=4.0, steps=30, device="cpu"))
+    assert auto.arch == "latent" and bitstream.read_header(auto.data).arch == LATENT
+    low = encode_pixels(pixels, EncoderConfig(bpp=1.0, steps=30, device="cpu"))
+    assert low.arch == "siren" and bitstream.read_header(low.data).arch == SIREN

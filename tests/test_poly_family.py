@@ -116,7 +116,7 @@ def test_stacked_encoding_refuses_the_family():
 def test_unknown_family_name_is_an_option_error():
     from codec.errors import OptionError
 
-    with pytest.raises(OptionError, match="unknown architecture 'grid': choose one of siren, poly, latent"):
+    with pytest.raises(OptionError, match="unknown architecture 'grid': choose one of auto, siren, poly, latent"):
         EncoderConfig(arch="grid").validated()
 
 
