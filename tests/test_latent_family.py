@@ -277,8 +277,7 @@ def test_row_context_records_are_checked():
     records = [TensorRecord(1.0, choose_model(q))] + [TensorRecord(1.0, TensorModel(0)) for _ in shapes[1:]]
 
     def header(recs):
-        return Header(width=40, height=30, channels=3, arch=LATENT, hidden_width=4, hidden_layers=1, omega0=1.0,
-                      init_id=0, tensors=tuple(recs), latent_levels=1, latent_channels=2)
+        return _latent_header(width=40, height=30, latent_levels=1, latent_channels=2, tensors=tuple(recs))
 
     data = bitstream.write_file(header(records), symbols)
     back = bitstream.read_file(data)[1]
@@ -349,16 +348,12 @@ def test_row_predict_model_round_trips_and_pays_on_a_smooth_grid():
     assert np.array_equal(decode_tensors(payload, [model], [q.shape])[0], q)
 
 
-def _one_grid_header(records):
-    return Header(width=40, height=30, channels=3, arch=LATENT, hidden_width=4, hidden_layers=1, omega0=1.0,
-                  init_id=0, tensors=tuple(records), latent_levels=1, latent_channels=2)
-
-
 def _one_grid_file(q: np.ndarray, model: TensorModel) -> bytes:
     shapes = bitstream.tensor_shapes(LATENT, 4, 1, 3, LatentGrid(40, 30, 1, 2))
     symbols = [q] + [np.zeros(s, dtype=np.int32) for s in shapes[1:]]
     records = [TensorRecord(1.0, model)] + [TensorRecord(1.0, TensorModel(0)) for _ in shapes[1:]]
-    return bitstream.write_file(_one_grid_header(records), symbols)
+    header = _latent_header(width=40, height=30, latent_levels=1, latent_channels=2, tensors=tuple(records))
+    return bitstream.write_file(header, symbols)
 
 
 def test_files_are_version_3_only_when_a_grid_uses_row_predict():
