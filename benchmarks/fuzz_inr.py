@@ -45,12 +45,13 @@ _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80
 
 def crafted_file(rng: np.random.Generator, *, channels: int, hidden_width: int, hidden_layers: int,
                  width: int, height: int, kinds: tuple[int, ...], arch: int = bitstream.SIREN,
-                 latent_levels: int = 3, latent_channels: int = 2) -> bytes:
+                 latent_levels: int = 3, latent_channels: int = 2, latent_sampling: int = bitstream.BILINEAR) -> bytes:
     """A valid file of family `arch` built with the format writer, using the given model kinds in turn
-    (`latent_levels`, `latent_channels`: the grids of a family that has them)."""
+    (`latent_levels`, `latent_channels`, `latent_sampling`: the grids of a family that has them)."""
     has_grid = bitstream.ARCHITECTURES[arch].has_grid
-    grid_fields = dict(latent_levels=latent_levels, latent_channels=latent_channels) if has_grid else {}
-    grid = bitstream.LatentGrid(width, height, latent_levels, latent_channels) if has_grid else None
+    grid_fields = dict(latent_levels=latent_levels, latent_channels=latent_channels,
+                       latent_sampling=latent_sampling) if has_grid else {}
+    grid = bitstream.LatentGrid(width, height, latent_levels, latent_channels, latent_sampling) if has_grid else None
     shapes = bitstream.tensor_shapes(arch, hidden_width, hidden_layers, channels, grid)
     symbols, records = [], []
     for i, shape in enumerate(shapes):
@@ -98,8 +99,9 @@ def work_bomb(rnd: random.Random) -> bytes:
     if bitstream.ARCHITECTURES[arch].has_grid:  # latent grids as large as the declared image
         from bitstream.architectures import MAX_LATENT_CHANNELS, MAX_LATENT_LEVELS
 
-        grid_fields = dict(latent_levels=rnd.randint(1, MAX_LATENT_LEVELS), latent_channels=rnd.randint(1, MAX_LATENT_CHANNELS))
-        grid = bitstream.LatentGrid(side_w, side_h, grid_fields["latent_levels"], grid_fields["latent_channels"])
+        grid_fields = dict(latent_levels=rnd.randint(1, MAX_LATENT_LEVELS), latent_channels=rnd.randint(1, MAX_LATENT_CHANNELS),
+                           latent_sampling=rnd.choice((bitstream.BILINEAR, bitstream.BICUBIC)))
+        grid = bitstream.LatentGrid(side_w, side_h, *grid_fields.values())
     n_tensors = len(bitstream.tensor_shapes(arch, width, layers, channels, grid))
     header = Header(width=side_w, height=side_h, channels=channels,
                     arch=arch, hidden_width=width, hidden_layers=layers,
@@ -107,7 +109,7 @@ def work_bomb(rnd: random.Random) -> bytes:
                     tensors=tuple(TensorRecord(float(np.float16(0.01)), TensorModel(ZERO)) for _ in range(n_tensors)),
                     **grid_fields)
     head = pack_header(header)
-    version = bitstream.header.lowest_version(arch)
+    version = bitstream.header.file_version(header)
     body = bitstream.MAGIC + struct.pack("<BH", version, len(head)) + head + struct.pack("<I", 0)
     return body + struct.pack("<I", zlib.crc32(body))
 
@@ -127,6 +129,8 @@ def corpus(real: bool = True) -> list[bytes]:
                               kinds=(LAPLACE, HISTOGRAM, ZERO, LAPLACE), arch=bitstream.POLY))  # the Poly-INR family
     files.append(crafted_file(rng, channels=3, hidden_width=6, hidden_layers=2, width=13, height=9,
                               kinds=(SPARSE_LAPLACE or LAPLACE, HISTOGRAM, LAPLACE), arch=bitstream.LATENT))  # latent grids
+    files.append(crafted_file(rng, channels=1, hidden_width=5, hidden_layers=1, width=11, height=7, kinds=(LAPLACE, HISTOGRAM),
+                              arch=bitstream.LATENT, latent_sampling=bitstream.BICUBIC))  # bicubic grids (version 4)
     files.append(row_context_file(rng))
     files.append(row_context_file(rng, predict=True))
     if real:

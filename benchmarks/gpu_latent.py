@@ -24,11 +24,10 @@ from pathlib import Path
 
 import torch
 
-from bitstream import LatentGrid
 from codec.config import EncoderConfig
 from codec.encoder import encode_pixels, image_tensors
 from codec.imageio import load_pixels
-from codec.latent_encoder import (LEVEL_CHANNELS, SYNTH_LAYERS, SYNTH_WIDTH, fit, initial_lambda, levels_for)
+from codec.latent_encoder import SYNTH_LAYERS, SYNTH_WIDTH, default_grid, fit, initial_lambda
 from codec.latentgrid import LatentGridInr
 from codec.progress import Progress
 
@@ -43,7 +42,7 @@ def step_seconds(pixels, device: str, steps: int, warmup: int = 10, batch_pixels
     """Seconds per latent fitting step (after `warmup` steps), rate-controlled at 0.25 latent bpp, on
     whole images (as a CUDA encode runs them) or on `batch_pixels` random pixels."""
     height, width, channels = pixels.shape
-    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    grid = default_grid(width, height)
     coords, target, _ = image_tensors(pixels, torch.device(device))
 
     def run(n):

@@ -38,6 +38,7 @@ class InrCodec(Codec):
     default_settings = (0.1, 0.25, 0.5, 0.75, 1.5)
     rate_is_ceiling = True  # codec.encode(bpp=X) promises a file of at most X bpp
     arch: str = "siren"  # the network family (--arch); "inr" stays the SIREN whatever the codec's default
+    latent_sampling: str | None = None  # the latent family's grid sampling (--latent-sampling); None: the default
 
     def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
                  device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,
@@ -86,6 +87,8 @@ class InrCodec(Codec):
             options["arch"] = self.arch
         if self.init is not None:
             options["init"] = self.init
+        if self.latent_sampling is not None:
+            options["latent_sampling"] = self.latent_sampling
         self._info = None
         if hasattr(mod, "encode_with_stats"):  # same encoder, plus what it did (steps run, ...)
             result = mod.encode_with_stats(img, **options)
@@ -124,7 +127,8 @@ class InrCodec(Codec):
     def config(self) -> dict:
         return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
                 "batched": self.batched, "tf32": self.tf32, "init": self.init, "batch_pixels": self.batch_pixels,
-                **({"arch": self.arch} if self.arch is not None else {})}
+                **({"arch": self.arch} if self.arch is not None else {}),
+                **({"latent_sampling": self.latent_sampling} if self.latent_sampling is not None else {})}
 
     def fingerprint(self) -> dict:
         mod = self._module()
@@ -148,3 +152,11 @@ class InrLatentCodec(InrCodec):
     def __init__(self, **options):
         super().__init__(**options)
         self.batched = False  # stacked encoding (--inr-batched) fits SIRENs only: one image at a time here
+
+
+class InrLatentBicubicCodec(InrLatentCodec):
+    """The latent-grid family with bicubic sampling of its grids (`--latent-sampling bicubic`, format version 4)."""
+
+    name = "inr-latent-bicubic"
+    description = "INR codec (this repository), latent-grid family, bicubic sampling of the grids"
+    latent_sampling = "bicubic"

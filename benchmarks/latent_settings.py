@@ -20,13 +20,25 @@ import numpy as np
 import torch
 from PIL import Image
 
-import bitstream
 import codec.latent_encoder as le
 from codec.decoder import decode_array
 from codec.encoder import image_tensors
 from codec.latentgrid import LatentGridInr
 from codec.metrics import psnr
 from codec.progress import Progress
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """`--set NAME=VALUE`, repeatable: constants of codec.latent_encoder to override (see apply_settings)."""
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a constant of codec.latent_encoder")
+
+
+def apply_settings(items: list[str]) -> None:
+    """Set each NAME=VALUE on codec.latent_encoder, the value converted to the constant's type."""
+    for item in items:
+        name, value = item.split("=", 1)
+        setattr(le, name, type(getattr(le, name))(value))
 
 
 def main(argv=None) -> int:
@@ -36,21 +48,17 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch", type=int, default=le.CPU_BATCH_PIXELS, help="pixels per step")
     p.add_argument("--lr", type=float, default=0.05, help="the latents' learning rate")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a constant of codec.latent_encoder")
+    add_set_option(p)
     a = p.parse_args(argv)
-    for item in a.set:
-        name, value = item.split("=", 1)
-        setattr(le, name, type(getattr(le, name))(value))
+    apply_settings(a.set)
     pixels = np.asarray(Image.open(a.image).convert("RGB"))
     height, width, channels = pixels.shape
-    grid = bitstream.LatentGrid(width, height, le.levels_for(width, height), le.LEVEL_CHANNELS)
+    grid = le.default_grid(width, height)
     torch.manual_seed(0)
     model = LatentGridInr(channels=channels, hidden_width=le.SYNTH_WIDTH, hidden_layers=le.SYNTH_LAYERS, grid=grid)
     coords, target, _ = image_tensors(pixels, torch.device("cpu"))
     budget = int(a.bpp * width * height // 8)
-    stored = bitstream.parameter_count(bitstream.LATENT, le.SYNTH_WIDTH, le.SYNTH_LAYERS, channels, grid)
-    fixed = len(le.flat_file(pixels, grid)) + (stored - grid.values()) * le.EST_BITS_PER_MLP_WEIGHT // 8
+    fixed = le.fixed_bytes(pixels, grid)
     latent_bpp = 8 * (budget - fixed) / (width * height)
     trace: list = []
     t0 = time.time()

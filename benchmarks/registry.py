@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from .base import Codec
-from .inr import InrCodec, InrLatentCodec
+from .inr import InrCodec, InrLatentBicubicCodec, InrLatentCodec
 from .baselines import AVIF, HEIC, JPEG420, JPEG444, JPEG2000, JPEGXL, WebP
 
 #: registry key -> adapter class, in the order codecs are run and listed
 REGISTRY: dict[str, type[Codec]] = {
-    cls.name: cls for cls in (InrCodec, InrLatentCodec, JPEG420, JPEG444, WebP, AVIF, JPEG2000, HEIC, JPEGXL)
+    cls.name: cls for cls in (InrCodec, InrLatentCodec, InrLatentBicubicCodec, JPEG420, JPEG444, WebP, AVIF, JPEG2000, HEIC, JPEGXL)
 }
 
 #: the anchor of the BD-rate table

@@ -2,14 +2,14 @@
 
 See FORMAT.md in this folder for the byte-level specification.
 """
-from .architectures import ARCHITECTURES, LATENT, POLY, SIREN, LatentGrid, layer_sizes, multiply_adds, parameter_count, tensor_shapes
+from .architectures import ARCHITECTURES, BICUBIC, BILINEAR, LATENT, POLY, SIREN, LatentGrid, layer_sizes, multiply_adds, parameter_count, tensor_shapes
 from .container import MAGIC, VERSION, dequantize, read_file, read_header, write_file
 from .entropy import HISTOGRAM, LAPLACE, SPARSE_LAPLACE, ZERO, TensorModel, choose_model
 from .errors import InrFormatError
 from .header import DEFAULT_MAX_PARAMETERS, Header, TensorRecord
 
 __all__ = [
-    "ARCHITECTURES", "DEFAULT_MAX_PARAMETERS", "HISTOGRAM", "LAPLACE", "LATENT", "LatentGrid", "MAGIC", "POLY", "SIREN", "SPARSE_LAPLACE", "VERSION", "ZERO",
+    "ARCHITECTURES", "BICUBIC", "BILINEAR", "DEFAULT_MAX_PARAMETERS", "HISTOGRAM", "LAPLACE", "LATENT", "LatentGrid", "MAGIC", "POLY", "SIREN", "SPARSE_LAPLACE", "VERSION", "ZERO",
     "Header", "InrFormatError", "TensorModel", "TensorRecord", "choose_model", "dequantize",
     "layer_sizes", "multiply_adds", "parameter_count", "read_file", "read_header", "tensor_shapes", "write_file",
 ]

@@ -18,20 +18,27 @@ IN_FEATURES = 2  # (x, y) coordinates
 POLY_NEGATIVE_SLOPE = 0.2  #: LeakyReLU slope of every Poly-INR hidden layer (FORMAT.md §8.1)
 MAX_LATENT_LEVELS = 12  #: latent grids of the latent-grid family: level l has 1/2**l of the image side
 MAX_LATENT_CHANNELS = 8  #: channels of every latent grid
-#: multiply-adds a bilinear lookup costs per latent channel (4 corners), counted in multiply_adds
-BILINEAR_MACS = 4
+#: how a latent grid is sampled between its cell centres (FORMAT.md §8.1): the header's latent_sampling field
+BILINEAR = 0
+BICUBIC = 1
+SAMPLING_NAMES = {BILINEAR: "bilinear", BICUBIC: "bicubic"}
+SAMPLING_IDS = {name: i for i, name in SAMPLING_NAMES.items()}
+#: cells a sampling mode reads along each axis (a lookup costs taps**2 multiply-adds per latent channel)
+SAMPLING_TAPS = {BILINEAR: 2, BICUBIC: 4}
 
 Shapes = list[tuple[int, ...]]
 
 
 @dataclass(frozen=True)
 class LatentGrid:
-    """The latent grids of a latent-grid file: image size, number of levels, channels per level."""
+    """The latent grids of a latent-grid file: image size, number of levels, channels per level, and
+    how they are sampled (BILINEAR or BICUBIC)."""
 
     width: int
     height: int
     levels: int
     channels: int
+    sampling: int = BILINEAR
 
     def level_shapes(self) -> Shapes:
         """(channels, rows, columns) of every level, finest first: level l is ceil(side / 2**l)."""
@@ -123,7 +130,8 @@ def parameter_count(arch: int, hidden_width: int, hidden_layers: int, channels: 
 def multiply_adds(arch: int, hidden_width: int, hidden_layers: int, channels: int,
                   grid: LatentGrid | None = None) -> int:
     """Multiply-adds of one forward evaluation at one coordinate: the sizes of the weight matrices,
-    plus BILINEAR_MACS per latent channel and level for the latent-grid family's lookups."""
+    plus taps**2 per latent channel and level for the latent-grid family's lookups (4 bilinear, 16 bicubic)."""
     shapes = tensor_shapes(arch, hidden_width, hidden_layers, channels, grid)
-    lookups = BILINEAR_MACS * grid.levels * grid.channels if grid is not None and ARCHITECTURES[arch].has_grid else 0
+    has_grid = grid is not None and ARCHITECTURES[arch].has_grid
+    lookups = SAMPLING_TAPS[grid.sampling] ** 2 * grid.levels * grid.channels if has_grid else 0
     return sum(s[0] * s[1] for s in shapes if len(s) == 2) + lookups

@@ -53,6 +53,9 @@ GRID_FIELDS = (
     Field("latent_channels", "B", 1, architectures.MAX_LATENT_CHANNELS),
 )
 _GRID = struct.Struct("<" + "".join(f.code for f in GRID_FIELDS))
+#: version 4 adds one latent-grid field after those two: how the grids are sampled (0 bilinear, 1 bicubic)
+SAMPLING_FIELD = Field("latent_sampling", "B", min(architectures.SAMPLING_NAMES), max(architectures.SAMPLING_NAMES))
+SAMPLING_VERSION = 4  #: the first format version whose latent-grid files carry SAMPLING_FIELD
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,14 @@ class Header:
     tensors: tuple[TensorRecord, ...]
     latent_levels: int = 0  # latent-grid family only (else 0): number of grids, level l at 1/2**l of the side
     latent_channels: int = 0  # latent-grid family only (else 0): channels of every grid
+    latent_sampling: int = architectures.BILINEAR  # latent-grid family only: BILINEAR (versions 2-4) or BICUBIC (4)
 
     def grid(self) -> architectures.LatentGrid | None:
         """The latent grids' dimensions, for a family that has them (else None)."""
         if not architectures.ARCHITECTURES[self.arch].has_grid:
             return None
-        return architectures.LatentGrid(self.width, self.height, self.latent_levels, self.latent_channels)
+        return architectures.LatentGrid(self.width, self.height, self.latent_levels, self.latent_channels,
+                                        self.latent_sampling)
 
     def tensor_shapes(self) -> list[tuple[int, ...]]:
         return architectures.tensor_shapes(self.arch, self.hidden_width, self.hidden_layers, self.channels, self.grid())
@@ -102,6 +107,7 @@ class Header:
             "omega0": self.omega0,
             "init_id": self.init_id,
             **({"latent_levels": self.latent_levels, "latent_channels": self.latent_channels,
+                "latent_sampling": architectures.SAMPLING_NAMES[self.latent_sampling],
                 "latent_values": self.grid().values()} if self.grid() is not None else {}),
             "parameters": architectures.parameter_count(self.arch, self.hidden_width, self.hidden_layers, self.channels,
                                                         self.grid()),
@@ -144,7 +150,8 @@ def _check_fixed(values) -> None:
 #: family, whose header has extra fields; files of the other families stay version 1
 VERSION_ARCHS = {1: (architectures.SIREN, architectures.POLY),
                  2: (architectures.SIREN, architectures.POLY, architectures.LATENT),
-                 3: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+                 3: (architectures.SIREN, architectures.POLY, architectures.LATENT),
+                 4: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
 #: model kind -> the first format version that may use it (version 3 added ROW_PREDICT)
 KIND_VERSION = {ROW_PREDICT: 3}
 
@@ -155,9 +162,11 @@ def lowest_version(arch: int) -> int:
 
 
 def file_version(header: "Header") -> int:
-    """The format version writers give a file: the lowest that holds its architecture and every model kind."""
+    """The format version writers give a file: the lowest that holds its architecture, every model kind
+    and its grids' sampling (bicubic needs version 4's latent_sampling field)."""
     kinds = [rec.model.kind for rec in header.tensors]
-    return max([lowest_version(header.arch)] + [KIND_VERSION.get(k, 1) for k in kinds])
+    sampling = SAMPLING_VERSION if header.latent_sampling != architectures.BILINEAR else 1
+    return max([lowest_version(header.arch), sampling] + [KIND_VERSION.get(k, 1) for k in kinds])
 
 
 def model_param_size(model: TensorModel) -> int:
@@ -271,7 +280,10 @@ def pack_header(header: Header) -> bytes:
         for f, v in zip(GRID_FIELDS, grid_values):
             _check(f.name, v, f.low, f.high)
         out += _GRID.pack(*grid_values)
-    elif header.latent_levels or header.latent_channels:
+        if file_version(header) >= SAMPLING_VERSION:
+            _check(SAMPLING_FIELD.name, header.latent_sampling, SAMPLING_FIELD.low, SAMPLING_FIELD.high)
+            out += struct.pack("<" + SAMPLING_FIELD.code, header.latent_sampling)
+    elif header.latent_levels or header.latent_channels or header.latent_sampling:
         raise InrFormatError(f"architecture '{architectures.NAMES[header.arch]}' has no latent grids")
     shapes = header.tensor_shapes()
     if len(header.tensors) != len(shapes):
@@ -306,7 +318,7 @@ def _pack_params(index: int, model: TensorModel) -> bytes:
     return out
 
 
-def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 3) -> Header:
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 4) -> Header:
     """Parse and validate a header section of a file of format `version`. Checks the network size
     before anything is allocated."""
     reader = _Reader(data)
@@ -322,7 +334,11 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, 
         for f, v in zip(GRID_FIELDS, grid_values):
             _check(f.name, v, f.low, f.high)
         fixed.update(zip((f.name for f in GRID_FIELDS), grid_values))
-        grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values)
+        if version >= SAMPLING_VERSION:
+            (sampling,) = reader.take(SAMPLING_FIELD.code, "the latent-grid fields")
+            _check(SAMPLING_FIELD.name, sampling, SAMPLING_FIELD.low, SAMPLING_FIELD.high)
+            fixed[SAMPLING_FIELD.name] = sampling
+        grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values, fixed.get(SAMPLING_FIELD.name, 0))
     dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"], grid)
     n_params = architectures.parameter_count(*dims)
     if n_params > max_parameters:

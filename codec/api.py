@@ -28,6 +28,7 @@ def encode_with_stats(
     progress: bool = False,
     init: str | None = None,
     arch: str | None = None,
+    latent_sampling: str | None = None,
 ) -> "EncodeResult":
     """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...).
 
@@ -44,7 +45,8 @@ def encode_with_stats(
     pixels = load_pixels(image, convert=convert)
     config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
                            seed=seed, sparsity=sparsity, convert=convert, progress=progress,
-                           **({"init": init} if init is not None else {}), **({"arch": arch} if arch is not None else {}))
+                           **({"init": init} if init is not None else {}), **({"arch": arch} if arch is not None else {}),
+                           **({"latent_sampling": latent_sampling} if latent_sampling is not None else {}))
     return encode_pixels(pixels, config)
 
 
@@ -62,6 +64,7 @@ def encode(
     progress: bool = False,
     init: str | None = None,
     arch: str | None = None,
+    latent_sampling: str | None = None,
 ) -> bytes:
     """Compress an image to `.inr` bytes.
 
@@ -85,6 +88,8 @@ def encode(
         arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto"; None: the
             codec's default, "auto" (the latent grids where their file fits the decoders' default
             parameter limit, about 3 megapixels, and no SIREN-only option is given; else the SIREN).
+        latent_sampling: how the latent-grid family samples its grids, "bilinear" or "bicubic" (a format
+            version 4 file); None: the codec's default, bilinear. Other families ignore it.
     Returns:
         The complete `.inr` file.
     Raises:
@@ -93,7 +98,7 @@ def encode(
     """
     return encode_with_stats(image, bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
                              seed=seed, sparsity=sparsity, convert=convert, progress=progress, init=init,
-                             arch=arch).data
+                             arch=arch, latent_sampling=latent_sampling).data
 
 
 def decode(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bitstream import MAGIC, InrFormatError, architectures, read_header
 
-from .config import ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, PRESETS, EncoderConfig
+from .config import (ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, LATENT_SAMPLING_CHOICES, PRESETS,
+                     EncoderConfig)
 from .decoder import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
 from .devices import DEVICE_CHOICES
 from .errors import ImageInputError, OptionError
@@ -198,6 +199,9 @@ def encode_parser() -> argparse.ArgumentParser:
                         "SIREN-only option is given; else siren), latent (multi-resolution latent grids, entropy-coded, "
                         "and a small synthesis MLP: the best rate-distortion, fast to decode), siren (sine layers) or "
                         "poly (Poly-INR: layers multiplied by affine maps of the coordinates); see the README")
+    p.add_argument("--latent-sampling", choices=LATENT_SAMPLING_CHOICES, default=EncoderConfig.latent_sampling,
+                   help="how the latent grids are sampled between their cells (latent family only): bicubic (format "
+                        "version 4) or bilinear (readable by version 2-3 decoders); see the README")
     p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
                         "some: codec/inits) or from a seeded random SIREN init")
@@ -246,9 +250,7 @@ def encode_main(argv=None) -> int:
         pixels = load_pixels(inp, convert=args.convert)
         from .encoder import encode_pixels  # the fitting stack is imported only when encoding
 
-        config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
-                               device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                               init=args.init, arch=args.arch, progress=not args.quiet)
+        config = _encoder_config(args, progress=not args.quiet)
         result = encode_pixels(pixels, config)
         write_atomic(out, result.data)
         summary = {"input": str(inp), "output": str(out), **result.summary()}
@@ -260,6 +262,13 @@ def encode_main(argv=None) -> int:
         return EXIT_OK
 
     return _run(body, "inr-encode")
+
+
+def _encoder_config(args, **extra) -> EncoderConfig:
+    """The EncoderConfig of inr-encode's options."""
+    return EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
+                         device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
+                         init=args.init, arch=args.arch, latent_sampling=args.latent_sampling, **extra)
 
 
 def _encode_batch(args) -> int:
@@ -274,9 +283,7 @@ def _encode_batch(args) -> int:
         raise OSError(f"{paths[0]}: is a directory; to encode the images in it give an output folder, "
                       f"not an .inr file")
     pairs = plan_outputs(collect_images(paths), out_dir)
-    config = EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
-                           device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                           init=args.init, arch=args.arch)
+    config = _encoder_config(args)
     options = BatchOptions(jobs=args.jobs, threads=args.threads, ray=args.ray, force=args.force,
                            progress=not args.quiet)
     try:

@@ -40,6 +40,9 @@ AUTO_ARCH = "auto"  #: the family picked per image by EncoderConfig.for_image
 #: SIREN on the CPU proxy, README), else the SIREN
 DEFAULT_ARCH = AUTO_ARCH
 ARCH_CHOICES = (AUTO_ARCH, *architectures.IDS)  #: what `arch` / `--arch` accept
+#: how the latent-grid family samples its grids (`--latent-sampling`); bicubic needs format version 4
+LATENT_SAMPLING_CHOICES = tuple(architectures.SAMPLING_IDS)
+DEFAULT_LATENT_SAMPLING = "bilinear"
 #: fitting learning rate of each family (warm-up, then cosine decay). SIREN: see the ablation table;
 #: Poly-INR: benchmarks/results/family_probe/ (kodim23 768x512, 56 x 6, 1000 steps of 16k pixels, float):
 #: 2e-3 22.80 dB, 5e-3 23.99, 1e-2 24.78, 2e-2 25.44 (SIREN 58 x 6 at 2e-3: 30.80 dB); 1e-2 measured at
@@ -79,6 +82,7 @@ class EncoderConfig:
     quant_scheme: str = "shared"  #: rate control: "shared" base step for all sine layers, or "range" (per-tensor bits; ablation)
     qat_fraction: float = 0.05  #: share of the steps spent on quantization-aware fine-tuning (0: none; see the ablation)
     entropy_models: tuple[int, ...] | None = None  #: allowed bitstream model kinds (None: all; for ablations)
+    latent_sampling: str = DEFAULT_LATENT_SAMPLING  #: latent grids: "bilinear" or "bicubic" sampling (other families: unused)
     convert: bool = False  #: convert 16-bit, CMYK and transparent images instead of refusing
     progress: bool = False  #: progress bar on stderr
 
@@ -90,6 +94,9 @@ class EncoderConfig:
             raise OptionError(f"bpp target must be in (0, 64], got {self.bpp}")
         if self.arch not in ARCH_CHOICES:
             raise OptionError(f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCH_CHOICES)}")
+        if self.latent_sampling not in LATENT_SAMPLING_CHOICES:
+            raise OptionError(f"unknown latent sampling {self.latent_sampling!r}: choose one of "
+                              f"{', '.join(LATENT_SAMPLING_CHOICES)}")
         if self.lr is not None and not (0 < self.lr < math.inf):
             raise OptionError(f"learning rate must be a positive number, got {self.lr}")
         if self.preset is not None and self.preset not in PRESETS:

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 import bitstream
 from bitstream import Header, LatentGrid, TensorRecord, choose_model
+from bitstream.architectures import SAMPLING_IDS
 from bitstream.entropy import DEFAULT_CONTEXT_CLASSES
 
 from .config import DEFAULT_CPU_TIME_BUDGET, EncoderConfig
@@ -69,7 +70,10 @@ LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when 
 #: kodim05 encode of 2,179 steps took 113 s (`inr-encode --arch latent --preset high`), so the 150 s budget
 #: plans 2,700 steps (about 135 s). One thread beside another job is slower (0.060 s a step): such runs
 #: reach the 150 s cap.
-CPU_SECONDS_PER_PIXEL_STEP = 4.84e-7
+#: Bicubic sampling costs more per pixel (grid_sample's 4 x 4 taps on the six coarser grids; the finest is
+#: read directly): 0.057-0.067 s against 0.043-0.045 s a bilinear step, alternating runs of 100 steps
+#: (kodim23, 65,536 pixels, 2 threads, 2026-11-26), so it plans about 2,070 steps where bilinear plans 2,702.
+CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 4.84e-7, bitstream.BICUBIC: 6.9e-7}
 CPU_SECONDS_PER_LATENT_STEP = 2.42e-8
 #: pixels of the distortion term per step on the CPU (the whole image on a GPU). kodim01 at 0.3 bpp: 400
 #: whole-image steps (218 s) gave 0.161 bpp / 21.93 dB, 2000 steps of 65,536 pixels (297 s) 0.280 / 23.04 dB
@@ -89,6 +93,11 @@ def levels_for(width: int, height: int) -> int:
     while levels > 1 and -(-max(width, height) // 2 ** (levels - 1)) < 2:
         levels -= 1
     return levels
+
+
+def default_grid(width: int, height: int, sampling: int = bitstream.BILINEAR) -> LatentGrid:
+    """The grids this encoder gives a width x height image, sampled bilinearly or bicubically."""
+    return LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS, sampling)
 
 
 def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -149,7 +158,7 @@ def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool |
 
 def stored_values(width: int, height: int, channels: int) -> int:
     """Values (latents and MLP) a file of this family stores for a width x height image."""
-    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    grid = default_grid(width, height)
     return bitstream.parameter_count(bitstream.LATENT, SYNTH_WIDTH, SYNTH_LAYERS, channels, grid)
 
 
@@ -168,7 +177,7 @@ def latent_fits(width: int, height: int, channels: int, target_bpp: float | None
         return False
     if target_bpp is None:
         return True
-    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    grid = default_grid(width, height)
     return fixed_bytes(np.zeros((height, width, channels), np.uint8), grid) <= AUTO_MAX_FIXED_SHARE * target_bpp * width * height / 8
 
 
@@ -177,7 +186,8 @@ def initial_lambda(latent_bpp: float) -> float:
     return LAMBDA_AT_REF * (REF_BPP / max(latent_bpp, 1e-3)) ** LAMBDA_EXPONENT
 
 
-def plan_latent_steps(cfg: EncoderConfig, *, batch_pixels: int, latents: int, device_type: str) -> tuple[int, float | None]:
+def plan_latent_steps(cfg: EncoderConfig, *, batch_pixels: int, latents: int, device_type: str,
+                      sampling: int = bitstream.BILINEAR) -> tuple[int, float | None]:
     """(steps, time cap): given steps; else planned up front from the time budget by the CPU cost model,
     so the bytes do not depend on the machine's load (the budget is only a cap)."""
     if cfg.steps is not None:
@@ -185,7 +195,7 @@ def plan_latent_steps(cfg: EncoderConfig, *, batch_pixels: int, latents: int, de
     budget = cfg.time_budget if cfg.time_budget is not None else (DEFAULT_CPU_TIME_BUDGET if device_type == "cpu" else None)
     if budget is None:
         return DEFAULT_GPU_STEPS, None
-    per_step = CPU_SECONDS_PER_PIXEL_STEP * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
+    per_step = CPU_SECONDS_PER_PIXEL_STEP[sampling] * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
     return min(MAX_STEPS, max(MIN_STEPS, int(budget * PLAN_SHARE / per_step))), budget
 
 
@@ -204,7 +214,7 @@ def serialize(model: LatentGridInr, latent_step: float, *, entropy_models=None) 
     header = Header(width=grid.width, height=grid.height, channels=model.layers[-1].out_features,
                     arch=bitstream.LATENT, hidden_width=model.layers[0].out_features,
                     hidden_layers=len(model.layers) - 1, omega0=1.0, init_id=0, tensors=tuple(records),
-                    latent_levels=grid.levels, latent_channels=grid.channels)
+                    latent_levels=grid.levels, latent_channels=grid.channels, latent_sampling=grid.sampling)
     return bitstream.write_file(header, symbols)
 
 
@@ -288,7 +298,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             features, want = model.image_features(matrices, used), target
         else:
             idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
-            features, want = model.features(coords[idx], used), target[idx]
+            features, want = model.pixel_features(coords, idx, used), target[idx]
         out = model.synthesis(features, weights)
         mse = torch.mean((out - want) ** 2)
         bits = sum(latent_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
@@ -328,14 +338,15 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
                           "do not apply to it")
     device = resolve_device(cfg.device)
     progress = Progress(enabled=cfg.progress)
-    grid = LatentGrid(width, height, levels_for(width, height), LEVEL_CHANNELS)
+    grid = default_grid(width, height, SAMPLING_IDS[cfg.latent_sampling])
     limit = bitstream.DEFAULT_MAX_PARAMETERS
     stored = stored_values(width, height, channels)
     if stored > limit:
         raise OptionError(f"a {width}x{height} image needs {stored} latent values, more than decoders accept by "
                           f"default ({limit}); use --arch siren for images this large")
     batch = min(width * height, cfg.batch_pixels or (width * height if device.type == "cuda" else CPU_BATCH_PIXELS))
-    steps, cap = plan_latent_steps(cfg, batch_pixels=batch, latents=grid.values(), device_type=device.type)
+    steps, cap = plan_latent_steps(cfg, batch_pixels=batch, latents=grid.values(), device_type=device.type,
+                                   sampling=grid.sampling)
     deadline = None if cap is None else t0 + cap
     budget_bytes = None if cfg.target_bpp is None else int(cfg.target_bpp * width * height // 8)
     torch.manual_seed(cfg.seed)

@@ -1,15 +1,15 @@
 """The latent-grid family (architecture id 3, "latent"): multi-resolution grids of learned latents,
 sampled at any coordinate and turned into colours by a small synthesis MLP.
 
-    f_l(x) = bilinear sample of grid l at x          (level l has ceil(side / 2**l) cells per side)
+    f_l(x) = sample of grid l at x, bilinear or bicubic (level l has ceil(side / 2**l) cells per side)
     h = concat(f_0(x), ..., f_{L-1}(x))                (L x C_lat features)
     h = relu(W_k h + b_k),  k = 1 .. hidden_layers
     y = W_out h + b_out
 
 Sampling follows the codec's coordinate convention (codec.coords: pixel centres, each axis in
-(-1, 1)): a grid of n cells along an axis puts cell i's centre at (2i + 1) / n - 1, and a
-coordinate past the outer centres takes the border cell's value (``grid_sample`` with
-``align_corners=False, padding_mode="border"``; FORMAT.md §8.2 spells it out for other decoders).
+(-1, 1)): a grid of n cells along an axis puts cell i's centre at (2i + 1) / n - 1, and a tap past
+the border reads the border cell (``grid_sample`` with mode "bilinear" or "bicubic",
+``align_corners=False, padding_mode="border"``; FORMAT.md §8.1 spells both out for other decoders).
 The detail of the picture lives in the latents, which are entropy-coded; the MLP is a few hundred
 multiply-adds per pixel.
 """
@@ -20,25 +20,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bitstream import LATENT, LatentGrid
+from bitstream import BILINEAR, LATENT, LatentGrid
+from bitstream.architectures import SAMPLING_NAMES
 
 from .numpy_nets import axis_taps
 
 
-def sample_grid(grid: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-    """(N, C) bilinear samples of a (C, rows, columns) grid at (N, 2) coordinates (x, y)."""
+def sample_grid(grid: torch.Tensor, coords: torch.Tensor, sampling: int = BILINEAR) -> torch.Tensor:
+    """(N, C) samples of a (C, rows, columns) grid at (N, 2) coordinates (x, y): `numpy_nets.sample`
+    by ``grid_sample``, differentiable in the grid."""
     where = coords.reshape(1, 1, -1, 2).to(grid.dtype)
-    return F.grid_sample(grid[None], where, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+    return F.grid_sample(grid[None], where, mode=SAMPLING_NAMES[sampling], padding_mode="border",
+                         align_corners=False)[0, :, 0].T
 
 
-def interpolation_matrix(n_out: int, cells: int, device=None) -> torch.Tensor:
-    """(n_out, cells) weights of bilinear sampling at the n_out pixel centres along one axis of `cells`
-    cells (the taps of `numpy_nets.axis_taps`, as a matrix)."""
-    i0, i1, w0, w1 = axis_taps(n_out, cells, np.dtype(np.float64))
+def interpolation_matrix(n_out: int, cells: int, sampling: int = BILINEAR, device=None) -> torch.Tensor:
+    """(n_out, cells) weights of sampling at the n_out pixel centres along one axis of `cells` cells
+    (the taps of `numpy_nets.axis_taps`, as a matrix)."""
+    indices, weights = axis_taps(n_out, cells, np.dtype(np.float64), sampling)
     m = np.zeros((n_out, cells))
     rows = np.arange(n_out)
-    np.add.at(m, (rows, i0), w0)
-    np.add.at(m, (rows, i1), w1)
+    for i, w in zip(indices, weights):
+        np.add.at(m, (rows, i), w)
     return torch.from_numpy(m).float().to(device)
 
 
@@ -66,13 +69,22 @@ class LatentGridInr(nn.Module):
     def features(self, coords: torch.Tensor, latents=None) -> torch.Tensor:
         """(N, levels x channels) samples of every grid (or of `latents`, the same shapes) at `coords`."""
         grids = self.latents if latents is None else latents
-        return torch.cat([sample_grid(g, coords) for g in grids], dim=1)
+        return torch.cat([sample_grid(g, coords, self.grid.sampling) for g in grids], dim=1)
+
+    def pixel_features(self, coords: torch.Tensor, index: torch.Tensor, latents=None) -> torch.Tensor:
+        """`features(coords[index])` for pixels of the grid's own image (`coords` its pixel centres, row by
+        row): the finest grid, one cell per pixel, is read directly (its samples there are its cells, up
+        to float rounding), the others are sampled."""
+        grids = self.latents if latents is None else latents
+        where = coords[index]
+        out = [torch.index_select(grids[0].reshape(grids[0].shape[0], -1), 1, index).T]  # backward: index_add
+        return torch.cat(out + [sample_grid(g, where, self.grid.sampling) for g in grids[1:]], dim=1)
 
     def image_matrices(self, device=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per grid, the (rows, columns) interpolation matrices that `image_features` uses."""
-        height, width = self.grid.height, self.grid.width
-        return [(interpolation_matrix(height, shape[1], device), interpolation_matrix(width, shape[2], device))
-                for shape in self.grid.level_shapes()]
+        height, width, sampling = self.grid.height, self.grid.width, self.grid.sampling
+        return [(interpolation_matrix(height, shape[1], sampling, device),
+                 interpolation_matrix(width, shape[2], sampling, device)) for shape in self.grid.level_shapes()]
 
     def image_features(self, matrices, latents=None) -> torch.Tensor:
         """`features` at every pixel centre of the grid's image (row by row), as separable products

@@ -1,9 +1,9 @@
 """An independent `.inr` reader written from bitstream/FORMAT.md alone.
 
-It parses files of format versions 1, 2 and 3 with plain `struct`, `zlib`, numpy and constriction
+It parses files of format versions 1 to 4 with plain `struct`, `zlib`, numpy and constriction
 (none of bitstream's parsing code), entropy-decodes all six model kinds (ROW_CONTEXT, kind 4, and
 ROW_PREDICT, kind 5, included), evaluates the network (SIREN, arch 1; Poly-INR, arch 2; latent grids,
-arch 3, format versions 2 and 3) in float32 numpy and checks that it agrees with the reference:
+arch 3, format versions 2 to 4, bilinear and bicubic) in float32 numpy and checks that it agrees with the reference:
 integer symbols and dequantized weights bit-for-bit, rendered pixels within one level (and equal for
 >= 99%).
 """
@@ -17,24 +17,26 @@ import constriction
 import numpy as np
 import pytest
 
-# --- the reader: FORMAT.md sections 3-8 (versions 1, 2 and 3), nothing imported from bitstream or codec ---
+# --- the reader: FORMAT.md sections 3-8 (versions 1 to 4), nothing imported from bitstream or codec ---
 
 MAGIC = b"\x89INR"
-VERSIONS = (1, 2, 3)  # FORMAT.md 3 / 7 step 3 / 9
-# 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 and 3"
-ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3), 3: (1, 2, 3)}
+VERSIONS = (1, 2, 3, 4)  # FORMAT.md 3 / 7 step 3 / 9
+# 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 to 4"
+ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3), 3: (1, 2, 3), 4: (1, 2, 3)}
 FIXED = "<HHBBHBfB"  # width, height, channels, arch, hidden_width, hidden_layers, omega0, init_id
 FIXED_NAMES = ("width", "height", "channels", "arch", "hidden_width", "hidden_layers", "omega0", "init_id")
 FIXED_RANGES = {"width": (1, 65535), "height": (1, 65535), "channels": (1, 3), "arch": (1, 3),
                 "hidden_width": (1, 1024), "hidden_layers": (1, 32), "omega0": (0.1, 1000.0), "init_id": (0, 0)}
 LATENT_FIELDS = "<BB"  # 4.1 latent-grid fields (arch 3 only): latent_levels, latent_channels
 LATENT_RANGES = {"latent_levels": (1, 12), "latent_channels": (1, 8)}
+SAMPLING_RANGE = (0, 1)  # 4.1: latent_sampling, version 4 only, right after latent_channels: 0 bilinear, 1 bicubic
+CUBIC_A = np.float32(-0.75)  # 8.1: Keys' cubic convolution
 MAX_PARAMETERS = 2**22  # 7 step 9, the default limit
 F16_MIN, F16_MAX = 2.0**-24, 65504.0
 ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT, ROW_PREDICT = 0, 1, 2, 3, 4, 5
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)
 CLASS_KINDS = (ROW_CONTEXT, ROW_PREDICT)  # 4.3: the records made of n_classes class models
-KIND_VERSION = {ROW_PREDICT: 3}  # 3 / 4.3 / 9: kind 5 only in version 3 (kind 4 needs rank 3, so arch 3, so >= 2)
+KIND_VERSION = {ROW_PREDICT: 3}  # 3 / 4.3 / 9: kind 5 from version 3 (kind 4 needs rank 3, so arch 3, so >= 2)
 SYMBOL_LIMIT = 32767  # 5 / 6.1: |q| <= 32767
 
 
@@ -110,6 +112,13 @@ def spec_header(head: bytes, version: int) -> tuple[dict, list[tuple[int, ...]],
         for name, value in extra.items():
             _check_range(name, value, *LATENT_RANGES[name])
         pos = 16
+        hdr["latent_sampling"] = 0  # versions 2 and 3: bilinear, no field
+        if version >= 4:
+            if len(head) < 17:
+                raise SpecError("header ends inside the latent-grid fields")
+            hdr["latent_sampling"] = head[16]
+            _check_range("latent_sampling", head[16], *SAMPLING_RANGE)
+            pos = 17
     hdr.update(extra)
     shapes = spec_shapes(hdr["arch"], hdr["hidden_width"], hdr["hidden_layers"], hdr["channels"],
                          width=hdr["width"], height=hdr["height"], **extra)
@@ -324,8 +333,10 @@ def spec_axis(n: int) -> np.ndarray:
     return ((2.0 * idx + 1.0) / n - 1.0).astype(np.float32)
 
 
-def spec_sample(grid: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """FORMAT.md 8.1: bilinear sampling of a (K, R, Q) grid at (N, 2) float32 coordinates -> (N, K), float32."""
+def spec_sample(grid: np.ndarray, p: np.ndarray, sampling: int = 0) -> np.ndarray:
+    """FORMAT.md 8.1: bilinear (0) or bicubic (1) sampling of a (K, R, Q) grid at (N, 2) float32 coordinates -> (N, K), float32."""
+    if sampling == 1:
+        return spec_sample_bicubic(grid, p)
     _, rows, cols = grid.shape
     one, two = np.float32(1.0), np.float32(2.0)
     x, y = p[:, 0], p[:, 1]
@@ -343,6 +354,37 @@ def spec_sample(grid: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
+def spec_sample_bicubic(grid: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """FORMAT.md 8.1, latent_sampling = 1: Keys' cubic convolution over 4 x 4 cells, position not clamped,
+    cell indices clamped to the grid."""
+    _, rows, cols = grid.shape
+    one, two, a = np.float32(1.0), np.float32(2.0), CUBIC_A
+
+    def near(d):
+        return ((a + two) * d - (a + np.float32(3.0))) * d * d + one
+
+    def far(d):
+        return ((a * d - np.float32(5.0) * a) * d + np.float32(8.0) * a) * d - np.float32(4.0) * a
+
+    def axis(z, n):  # the 4 cell indices and weights along one axis
+        pos = ((z + one) * np.float32(n) - one) / two
+        first = np.floor(pos)
+        s = pos - first
+        weights = [far(s + one), near(s), near(one - s), far((one - s) + one)]
+        cells = [np.clip(first.astype(np.int64) - 1 + i, 0, n - 1) for i in range(4)]
+        return cells, weights
+
+    cx, wx = axis(p[:, 0], cols)
+    cy, wy = axis(p[:, 1], rows)
+    g = grid.transpose(1, 2, 0)  # (R, Q, K)
+    out = np.zeros((p.shape[0], grid.shape[0]), dtype=np.float32)
+    for r, b in zip(cy, wy):
+        for c, w in zip(cx, wx):
+            out += g[r, c] * (b * w)[:, None]
+    assert out.dtype == np.float32
+    return out
+
+
 def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -> np.ndarray:
     """Evaluate the network on a height x width pixel-centre grid, float32 throughout; uint8 (H, W, C)."""
     yy, xx = np.meshgrid(spec_axis(height), spec_axis(width), indexing="ij")
@@ -355,7 +397,8 @@ def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -
             h = np.where(z >= 0, z, np.float32(0.2) * z)
     elif hdr["arch"] == 3:  # FORMAT.md 8.1, latent grids: sampled features, then a ReLU MLP
         levels = hdr["latent_levels"]
-        h = np.concatenate([spec_sample(g, p) for g in weights[:levels]], axis=1)  # grid 0's K channels first
+        sampling = hdr["latent_sampling"]
+        h = np.concatenate([spec_sample(g, p, sampling) for g in weights[:levels]], axis=1)  # grid 0's K channels first
         mlp = weights[levels:]
         for k in range(0, len(mlp) - 2, 2):
             h = np.maximum(h @ mlp[k].T + mlp[k + 1], np.float32(0.0))
@@ -374,7 +417,8 @@ def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -
 # --- the checks against the reference implementation --------------------------------------------
 
 
-def _encode(channels: int, seed: int, arch: str = "siren", size: tuple[int, int] = (12, 20)) -> bytes:
+def _encode(channels: int, seed: int, arch: str = "siren", size: tuple[int, int] = (12, 20),
+            sampling: str = "bilinear") -> bytes:
     from codec.config import EncoderConfig
     from codec.encoder import encode_pixels
 
@@ -384,7 +428,7 @@ def _encode(channels: int, seed: int, arch: str = "siren", size: tuple[int, int]
     # whose weights are all zero and exercise too few of the format's models)
     img = smooth_image(*size, channels, seed=seed)
     if arch == "latent":  # sizes its own grids and MLP; tiny images need a high rate for its smallest file
-        cfg = EncoderConfig(arch="latent", bpp=40.0, steps=60, device="cpu")
+        cfg = EncoderConfig(arch="latent", bpp=40.0, steps=60, device="cpu", latent_sampling=sampling)
     else:
         cfg = EncoderConfig(hidden_width=8, hidden_layers=2 if arch == "siren" else 3, bits=6, steps=60, device="cpu", arch=arch)
     result = encode_pixels(img, cfg)
@@ -396,7 +440,8 @@ def _header_fields(header) -> dict:
     names = ("width", "height", "channels", "arch", "hidden_width", "hidden_layers", "omega0", "init_id")
     fields = {k: getattr(header, k) for k in names}
     if header.arch == 3:
-        fields.update(latent_levels=header.latent_levels, latent_channels=header.latent_channels)
+        fields.update(latent_levels=header.latent_levels, latent_channels=header.latent_channels,
+                      latent_sampling=header.latent_sampling)
     return fields
 
 
@@ -420,6 +465,24 @@ def _all_models_variant(data: bytes, sparse: int = 2) -> bytes:
     records[0] = bitstream.TensorRecord(records[0].step, bitstream.TensorModel(bitstream.HISTOGRAM, m, counts=tuple(int(c) for c in counts)))
     records[-1] = bitstream.TensorRecord(records[-1].step, bitstream.TensorModel(bitstream.ZERO))
     return bitstream.write_file(bitstream.Header(**_header_fields(header), tensors=tuple(records)), symbols)
+
+
+def _with_sampling(data: bytes, sampling: int) -> bytes:
+    """The same latent-grid file re-written by the reference writer with another latent_sampling (4.1)."""
+    import bitstream
+
+    header, symbols = bitstream.read_file(data)
+    fields = {**_header_fields(header), "latent_sampling": sampling}
+    return bitstream.write_file(bitstream.Header(**fields, tensors=header.tensors), symbols)
+
+
+def _as_version4(data: bytes) -> bytes:
+    """A bilinear latent-grid file of version 2 or 3 framed as version 4 with latent_sampling = 0 (a file the
+    reference writer never writes, 9, but readers accept, 3 / 4.1)."""
+    head_len = struct.unpack_from("<H", data, 5)[0]
+    head = data[7 : 7 + head_len]
+    head = head[:16] + b"\x00" + head[16:]
+    return _spec_file(4, head, data[7 + head_len + 4 : -4])
 
 
 def _latent_k2_file() -> bytes:
@@ -600,7 +663,7 @@ def _row_predict_classes_file() -> tuple[bytes, np.ndarray, np.ndarray]:
 def files() -> dict[str, bytes]:
     rgb = _encode(3, 0)
     poly = _encode(3, 2, "poly")
-    latent = _encode(3, 3, "latent")
+    latent = _encode(3, 3, "latent", sampling="bicubic")
     levels = latent[7 + 14]  # FORMAT.md 4.1: latent_levels; the first MLP weight follows the grids
     return {"rgb": rgb, "gray": _encode(1, 1), "all-models": _all_models_variant(rgb), "poly": poly,
             "poly-all-models": _all_models_variant(poly),
@@ -608,7 +671,9 @@ def files() -> dict[str, bytes]:
             "latent-all-models": _all_models_variant(latent, sparse=levels), "latent-k2": _latent_k2_file(),
             # big enough that the reference encoder codes its two finest grids with a class model (6.3); since
             # version 3 that is ROW_PREDICT, so this is the real encode that decodes kind 5 to pixels end to end
-            "latent-rc": _encode(3, 3, "latent", size=(48, 64)), "latent-row-context": _row_context_file(),
+            "latent-bilinear": _with_sampling(latent, 0), "latent-v4-bilinear": _as_version4(_with_sampling(latent, 0)),
+            "latent-rc": _encode(3, 3, "latent", size=(48, 64), sampling="bicubic"),
+            "latent-row-context": _row_context_file(),
             "latent-row-predict": _row_predict_file(), "latent-row-predict-classes": _row_predict_classes_file()[0]}
 
 
@@ -630,7 +695,8 @@ def _arch_of(name: str) -> int:
 
 
 ALL_FILES = ["rgb", "gray", "all-models", "poly", "poly-all-models", "latent", "latent-gray", "latent-all-models",
-             "latent-k2", "latent-rc", "latent-row-context", "latent-row-predict", "latent-row-predict-classes"]
+             "latent-bilinear", "latent-v4-bilinear", "latent-k2", "latent-rc", "latent-row-context",
+             "latent-row-predict", "latent-row-predict-classes"]
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -657,7 +723,7 @@ def test_independent_reader_matches_reference(files, name):
     assert mine.shape[2] == hdr["channels"]
 
 
-@pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-k2", "latent-rc",
+@pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-bilinear", "latent-k2", "latent-rc",
                                   "latent-row-context", "latent-row-predict", "latent-row-predict-classes"])
 def test_independent_render_at_other_sizes(files, name):
     hdr, weights = spec_read(files[name])
@@ -667,12 +733,16 @@ def test_independent_render_at_other_sizes(files, name):
 
 
 def test_versions_and_latent_header(files):
-    """FORMAT.md 3 / 9: a file with a kind-5 record is version 3, other latent-grid files are version 2 (both with
-    the two extra fields); every other file stays version 1."""
+    """FORMAT.md 3 / 9: a bicubic latent-grid file is version 4 (three extra fields), else a file with a kind-5
+    record is version 3, other latent-grid files are version 2 (both with two extra fields); every other file
+    stays version 1. "latent" and "latent-rc" are bicubic encodes, "latent-gray" a bilinear one."""
     for name in ALL_FILES:
         hdr, _ = spec_read(files[name])
         predict = any(r["kind"] == ROW_PREDICT for r in hdr["records"])
-        assert files[name][4] == hdr["version"] == (3 if predict else 2 if hdr["arch"] == 3 else 1), name
+        bicubic = hdr.get("latent_sampling") == 1
+        expected = 4 if bicubic or name == "latent-v4-bilinear" else 3 if predict else 2 if hdr["arch"] == 3 else 1
+        assert files[name][4] == hdr["version"] == expected, name
+        assert bicubic == (name in ("latent", "latent-all-models", "latent-rc")), name
         assert hdr["arch"] == _arch_of(name), name
         if hdr["arch"] == 3:
             assert hdr["omega0"] == 1.0
@@ -687,13 +757,35 @@ def test_versions_and_latent_header(files):
 
 
 def test_spec_sample_hits_cell_centres():
-    """FORMAT.md 8.1: a grid returns its own values at its own cell centres, the border value outside them."""
+    """FORMAT.md 8.1: a grid returns its own values at its own cell centres (bilinear and bicubic), the border
+    value outside them (bilinear); bicubic weights sum to 1 and are symmetric halfway between cells."""
     grid = np.arange(2 * 3 * 5, dtype=np.float32).reshape(2, 3, 5)
     yy, xx = np.meshgrid(spec_axis(3), spec_axis(5), indexing="ij")
     p = np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)
-    assert np.array_equal(spec_sample(grid, p), grid.reshape(2, -1).T)
+    for sampling in (0, 1):
+        assert np.array_equal(spec_sample(grid, p, sampling), grid.reshape(2, -1).T)
     corners = np.array([[-1.0, -1.0], [1.0, 1.0]], dtype=np.float32)
     assert np.array_equal(spec_sample(grid, corners), grid[:, [0, -1], [0, -1]].T)
+    rng = np.random.default_rng(3)
+    anywhere = rng.uniform(-1.2, 1.2, size=(50, 2)).astype(np.float32)
+    flat = np.full((1, 4, 9), 2.5, dtype=np.float32)  # the 16 weights sum to 1
+    assert np.allclose(spec_sample(flat, anywhere, 1), 2.5, atol=1e-5)
+    ramp = np.arange(9, dtype=np.float32)[None, None, :].repeat(4, axis=1)  # value = column index
+    halfway = np.array([[(2 * 3.5 + 1) / 9 - 1, 0.0]], dtype=np.float32)  # between columns 3 and 4: symmetric taps
+    assert spec_sample(ramp, halfway, 1)[0, 0] == pytest.approx(3.5, abs=1e-5)
+
+
+def test_spec_bicubic_is_grid_sample():
+    """FORMAT.md 8.1: bicubic sampling is torch's grid_sample(mode="bicubic", padding_mode="border",
+    align_corners=False), also near and past the borders, where the position is not clamped."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    for shape in ((2, 5, 7), (1, 1, 3), (1, 2, 1)):
+        grid = rng.normal(size=shape).astype(np.float32)
+        p = rng.uniform(-1.2, 1.2, size=(400, 2)).astype(np.float32)
+        ref = torch.nn.functional.grid_sample(torch.from_numpy(grid)[None], torch.from_numpy(p).reshape(1, 1, -1, 2),
+                                              mode="bicubic", padding_mode="border", align_corners=False)
+        assert np.abs(spec_sample(grid, p, 1) - ref[0, :, 0].T.numpy()).max() < 1e-5
 
 
 def _refit_crc(data: bytes | bytearray) -> bytes:
@@ -713,8 +805,9 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     import bitstream
 
     latent, siren = files["latent"], files["rgb"]
+    assert latent[4] == 4 and latent[7 + 16] == 1  # bicubic: version 4, latent_sampling 1
     bad = {
-        "version 4": _patched(latent, 4, "<B", 4),
+        "version 5": _patched(latent, 4, "<B", 5),
         "version 0": _patched(latent, 4, "<B", 0),
         "arch 3 in version 1": _patched(latent, 4, "<B", 1),
         "arch 4": _patched(latent, 7 + 5, "<B", 4),
@@ -723,6 +816,8 @@ def test_independent_reader_checks_version_and_latent_fields(files):
         "latent_levels 13": _patched(latent, 7 + 14, "<B", 13),
         "latent_channels 0": _patched(latent, 7 + 15, "<B", 0),
         "latent_channels 9": _patched(latent, 7 + 15, "<B", 9),
+        "latent_sampling 2": _patched(latent, 7 + 16, "<B", 2),
+        "latent_sampling 255": _patched(latent, 7 + 16, "<B", 255),
         "poly omega0": _patched(files["poly"], 7 + 9, "<f", 30.0),
         "siren omega0 nan": _patched(siren, 7 + 9, "<f", float("nan")),
     }
@@ -730,6 +825,10 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     cut = bytearray(latent[: 7 + 14]) + struct.pack("<I", 0) + bytes(4)
     struct.pack_into("<H", cut, 5, 14)
     bad["latent fields missing"] = _refit_crc(cut)
+    # a version 4 arch-3 header that stops right after latent_channels (latent_sampling missing)
+    cut = bytearray(latent[: 7 + 16]) + struct.pack("<I", 0) + bytes(4)
+    struct.pack_into("<H", cut, 5, 16)
+    bad["latent_sampling missing"] = _refit_crc(cut)
     for what, data in bad.items():
         with pytest.raises(SpecError):
             spec_read(data)
@@ -742,7 +841,7 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     # 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 and 3"; 7 step 3
     # accepts version 3 whatever the records, so a version 3 file without a kind-5 record is read (writers never
     # write one: 1 / 9)
-    for data in (siren, files["poly"], latent, files["latent-row-context"]):
+    for data in (siren, files["poly"], files["latent-bilinear"], files["latent-row-context"]):
         v3 = _patched(data, 4, "<B", 3)
         hdr, weights = spec_read(v3)
         assert hdr["version"] == 3 and ROW_PREDICT not in [r["kind"] for r in hdr["records"]]
@@ -861,13 +960,14 @@ def test_row_prediction_worked_rows():
 
 @pytest.mark.parametrize("name", PREDICT_FILES)
 def test_row_predict_files_match_reference(files, name):
-    """FORMAT.md 3 / 4.3 / 6.1: version 3 files with kind-5 records, written by the reference (its encoder's model
-    choice, its per-class fit, a hand-made grid), decode to the reference's integer symbols and header exactly."""
+    """FORMAT.md 3 / 4.3 / 6.1: version 3 files with kind-5 records (version 4 where the grids are bicubic), written
+    by the reference (its encoder's model choice, its per-class fit, a hand-made grid), decode to the reference's
+    integer symbols and header exactly."""
     import bitstream
 
     data = files[name]
     hdr, symbols = spec_decode(data)
-    assert data[4] == hdr["version"] == 3
+    assert data[4] == hdr["version"] == (4 if hdr["latent_sampling"] == 1 else 3)
     kinds = [r["kind"] for r in hdr["records"]]
     assert ROW_PREDICT in kinds, kinds
     ref_header, ref_symbols = bitstream.read_file(data)

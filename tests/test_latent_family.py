@@ -1,4 +1,4 @@
-"""The latent-grid family (architecture id 3, format version 2): format, encoder, both decoders, CLI."""
+"""The latent-grid family (architecture id 3, format versions 2 to 4): format, encoder, both decoders, CLI."""
 from __future__ import annotations
 
 import json
@@ -11,14 +11,14 @@ import torch
 
 import bitstream
 from benchmarks.fuzz_inr import crafted_file, fix_crc
-from bitstream import LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord, choose_model
+from bitstream import BICUBIC, BILINEAR, LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord, choose_model
 from bitstream.header import pack_header
 from codec.config import EncoderConfig
 from codec.decoder import DecodeLimits, build_model, decode_array
 from codec.encoder import encode_pixels
 from codec.errors import OptionError
 from codec.latentgrid import LatentGridInr, sample_grid
-from codec.numpy_nets import bilinear, latent
+from codec.numpy_nets import latent, sample
 
 from conftest import smooth_image
 
@@ -29,6 +29,19 @@ def latent_file():
     return pixels, encode_pixels(pixels, EncoderConfig(arch="latent", bpp=6.0, steps=150, device="cpu"))
 
 
+@pytest.fixture(scope="module")
+def bicubic_file():
+    pixels = smooth_image(40, 56, 3)
+    return pixels, encode_pixels(pixels, EncoderConfig(arch="latent", bpp=6.0, steps=150, device="cpu",
+                                                       latent_sampling="bicubic"))
+
+
+@pytest.fixture(params=["bilinear", "bicubic"])
+def any_latent_file(request, latent_file, bicubic_file):
+    """(pixels, result, sampling) of the default (bilinear) and the bicubic encode."""
+    return (*(latent_file if request.param == "bilinear" else bicubic_file), request.param)
+
+
 def test_grid_shapes_and_counts():
     grid = LatentGrid(width=13, height=9, levels=3, channels=2)
     assert grid.level_shapes() == [(2, 9, 13), (2, 5, 7), (2, 3, 4)]
@@ -37,17 +50,24 @@ def test_grid_shapes_and_counts():
     assert shapes == grid.level_shapes() + [(6, 6), (6,), (6, 6), (6,), (3, 6), (3,)]
     assert bitstream.parameter_count(LATENT, 6, 2, 3, grid) == grid.values() + 42 + 42 + 21
     assert bitstream.multiply_adds(LATENT, 6, 2, 3, grid) == 36 + 36 + 18 + 4 * 3 * 2  # + bilinear lookups
+    bicubic = LatentGrid(width=13, height=9, levels=3, channels=2, sampling=BICUBIC)
+    assert bicubic.level_shapes() == grid.level_shapes()
+    assert bitstream.multiply_adds(LATENT, 6, 2, 3, bicubic) == 36 + 36 + 18 + 16 * 3 * 2  # 4 x 4 taps
     model = LatentGridInr(channels=3, hidden_width=6, hidden_layers=2, grid=grid)
     assert [tuple(p.shape) for p in model.parameters_in_file_order()] == shapes
     assert sum(p.numel() for p in model.parameters()) == bitstream.parameter_count(LATENT, 6, 2, 3, grid)
 
 
-def test_encode_round_trip_is_version_2_or_3_and_names_the_family(latent_file):
-    pixels, result = latent_file
+def test_encode_round_trip_names_the_family_and_its_sampling(any_latent_file):
+    pixels, result, sampling = any_latent_file
     header = bitstream.read_header(result.data)
     uses_prediction = any(rec.model.kind == 5 for rec in header.tensors)  # ROW_PREDICT needs version 3
-    assert result.data[4] == (3 if uses_prediction else 2)  # FORMAT.md §9; other families stay version 1
+    if header.latent_sampling == BICUBIC:  # FORMAT.md §9: bicubic grids need version 4
+        assert result.data[4] == 4
+    else:  # bilinear: version 2, or 3 with a ROW_PREDICT grid (other families stay version 1)
+        assert result.data[4] == (3 if uses_prediction else 2)
     info = header.to_dict()
+    assert info["latent_sampling"] == sampling
     assert header.arch == LATENT and info["arch"] == "latent" and header.omega0 == 1.0
     assert (info["latent_levels"], info["latent_channels"]) == (header.latent_levels, header.latent_channels) == (6, 1)
     assert info["latent_values"] == LatentGrid(56, 40, 6, 1).values()
@@ -64,6 +84,14 @@ def test_same_settings_give_the_same_bytes(latent_file):
     assert again.data == result.data
 
 
+def test_pixel_batches_give_the_same_bytes_too():
+    """Fits on random pixel batches (as on a CPU at full size) repeat as well: the finest grid's gather
+    differentiates by index_add, not by an atomic scatter."""
+    pixels = smooth_image(40, 56, 3, seed=2)
+    cfg = EncoderConfig(arch="latent", bpp=6.0, steps=40, batch_pixels=700, device="cpu")
+    assert encode_pixels(pixels, cfg).data == encode_pixels(pixels, cfg).data
+
+
 def test_rate_control_stays_at_or_below_the_target():
     pixels = smooth_image(64, 96, 3, seed=3)
     for bpp in (2.0, 4.0):
@@ -72,8 +100,8 @@ def test_rate_control_stays_at_or_below_the_target():
         assert result.bpp > 0.5 * bpp  # close to it: lambda is steered to the target while fitting
 
 
-def test_numpy_decoder_matches_torch_decoder(latent_file):
-    data = latent_file[1].data
+def test_numpy_decoder_matches_torch_decoder(any_latent_file):
+    data = any_latent_file[1].data
     for size in (None, (73, 50), (200, 143)):
         torch_px = decode_array(data, size=size, backend="torch", device="cpu")
         numpy_px = decode_array(data, size=size, backend="numpy")
@@ -81,34 +109,57 @@ def test_numpy_decoder_matches_torch_decoder(latent_file):
         assert np.mean(torch_px == numpy_px) > 0.99
 
 
-def test_numpy_bilinear_is_torch_grid_sample():
+@pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
+def test_numpy_sampling_is_torch_grid_sample(sampling):
     rng = np.random.default_rng(0)
-    grid = rng.normal(size=(2, 5, 7))
-    coords = np.concatenate([rng.uniform(-1.3, 1.3, size=(500, 2)), [[-1, -1], [1, 1], [0.999, -0.999]]])
-    with torch.no_grad():
-        ref = sample_grid(torch.from_numpy(grid), torch.from_numpy(coords)).numpy()
-    assert np.abs(bilinear(grid, coords) - ref).max() < 1e-12
+    for shape in ((2, 5, 7), (1, 1, 4), (1, 3, 1)):
+        grid = rng.normal(size=shape)
+        coords = np.concatenate([rng.uniform(-1.3, 1.3, size=(500, 2)), [[-1, -1], [1, 1], [0.999, -0.999]]])
+        with torch.no_grad():
+            ref = sample_grid(torch.from_numpy(grid), torch.from_numpy(coords), sampling).numpy()
+        assert np.abs(sample(grid, coords, sampling) - ref).max() < 1e-12
     # a grid samples its own cell centres exactly (the codec's coordinate convention)
+    grid = rng.normal(size=(2, 5, 7))
     xs, ys = (2 * np.arange(7) + 1) / 7 - 1, (2 * np.arange(5) + 1) / 5 - 1
     centres = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    assert np.allclose(bilinear(grid, centres).T.reshape(2, 5, 7), grid)
+    assert np.allclose(sample(grid, centres, sampling).T.reshape(2, 5, 7), grid)
 
 
-def test_whole_image_features_are_grid_sample_at_the_pixel_centres():
-    """The fit's whole-image path (separable interpolation matrices) gives grid_sample's values and gradients."""
+def test_bicubic_differs_from_bilinear_between_centres():
+    """Bicubic weights reach two cells away and go negative (Keys, A = -0.75): a spike spreads further."""
+    grid = np.zeros((1, 1, 9))
+    grid[0, 0, 4] = 1.0
+    x = np.array([[(2 * 2.5 + 1) / 9 - 1, 0.0]])  # halfway between cells 2 and 3: two cells from the spike
+    assert sample(grid, x, BILINEAR)[0, 0] == 0.0
+    assert sample(grid, x, BICUBIC)[0, 0] == pytest.approx(-0.09375)  # far(1.5) = -0.75 * 0.125
+
+
+@pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
+def test_whole_image_and_pixel_batch_features_are_grid_sample_at_the_pixel_centres(sampling):
+    """The fit's whole-image path (separable interpolation matrices) and its pixel-batch path (the finest grid
+    read directly, repeated pixels included) give grid_sample's values and gradients."""
     from codec.coords import grid as pixel_grid
 
     torch.manual_seed(0)
     for width, height, levels in [(37, 23, 4), (5, 3, 2), (64, 9, 3)]:
-        model = LatentGridInr(channels=3, hidden_width=8, hidden_layers=1, grid=LatentGrid(width, height, levels, 2))
+        grid = LatentGrid(width, height, levels, 2, sampling)
+        model = LatentGridInr(channels=3, hidden_width=8, hidden_layers=1, grid=grid)
         grids = [torch.randn(g.shape, requires_grad=True) for g in model.latents]
+        coords = pixel_grid(height, width)
         weights = torch.randn(height * width, levels * 2)
-        ref = model.features(pixel_grid(height, width), grids)
+        ref = model.features(coords, grids)
         ref_grads = torch.autograd.grad((ref * weights).sum(), grids)
         fast = model.image_features(model.image_matrices(), grids)
         fast_grads = torch.autograd.grad((fast * weights).sum(), grids)
         assert fast.shape == ref.shape and torch.allclose(fast, ref, atol=1e-5)
         assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(fast_grads, ref_grads))
+        index = torch.randint(0, height * width, (3 * height * width // 2,))
+        ref = model.features(coords[index], grids)
+        ref_grads = torch.autograd.grad((ref * weights[index]).sum(), grids)
+        batch = model.pixel_features(coords, index, grids)
+        batch_grads = torch.autograd.grad((batch * weights[index]).sum(), grids)
+        assert batch.shape == ref.shape and torch.allclose(batch, ref, atol=1e-5)
+        assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(batch_grads, ref_grads))
 
 
 def test_rate_estimate_is_the_same_by_index_and_by_one_hot():
@@ -125,9 +176,10 @@ def test_rate_estimate_is_the_same_by_index_and_by_one_hot():
     assert torch.allclose(g_index, g_one_hot, rtol=1e-5)
 
 
-def test_torch_module_matches_numpy_evaluator_in_float64():
+@pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
+def test_torch_module_matches_numpy_evaluator_in_float64(sampling):
     data = crafted_file(np.random.default_rng(5), channels=3, hidden_width=10, hidden_layers=2, width=9, height=7,
-                        kinds=(LAPLACE,), arch=LATENT)
+                        kinds=(LAPLACE,), arch=LATENT, latent_sampling=sampling)
     header, symbols = bitstream.read_file(data)
     weights = bitstream.dequantize(header, symbols)
     xy = np.random.default_rng(1).uniform(-1, 1, size=(300, 2))
@@ -162,6 +214,36 @@ def test_grid_fields_are_checked_on_write_and_read():
         bad[7 + offset] = value
         with pytest.raises(InrFormatError, match=words):
             decode_array(fix_crc(bytes(bad)))
+
+
+def test_sampling_field_is_version_4_only():
+    """FORMAT.md §4.1 / §9: bilinear grids keep versions 2-3 and no sampling byte; bicubic ones add it after
+    latent_channels and need version 4; the field is range-checked on write and read."""
+    from bitstream.header import file_version, unpack_header
+
+    bilinear_head = pack_header(_latent_header())
+    bicubic_header = _latent_header(latent_sampling=BICUBIC)
+    bicubic_head = pack_header(bicubic_header)
+    assert file_version(_latent_header()) == 2 and file_version(bicubic_header) == 4
+    assert bicubic_head[14:17] == bytes([2, 1, 1]) and bicubic_head[17:] == bilinear_head[16:]
+    assert unpack_header(bicubic_head, version=4) == bicubic_header
+    assert unpack_header(bilinear_head, version=2).latent_sampling == BILINEAR
+    zero = bilinear_head[:16] + b"\x00" + bilinear_head[16:]  # version 4 may say bilinear too
+    assert unpack_header(zero, version=4) == _latent_header()
+    with pytest.raises(InrFormatError, match="'latent_sampling' = 2 is out of range 0..1"):
+        pack_header(_latent_header(latent_sampling=2))
+    with pytest.raises(InrFormatError, match="'latent_sampling' = 2 is out of range 0..1"):
+        unpack_header(bilinear_head[:16] + b"\x02" + bilinear_head[16:], version=4)
+    with pytest.raises(InrFormatError, match="'siren' has no latent grids"):
+        pack_header(Header(width=5, height=4, channels=3, arch=SIREN, hidden_width=4, hidden_layers=1, omega0=30.0,
+                           init_id=0, tensors=(), latent_sampling=BICUBIC))
+    data = crafted_file(np.random.default_rng(0), channels=3, hidden_width=4, hidden_layers=1, width=5, height=4,
+                        kinds=(LAPLACE,), arch=LATENT, latent_sampling=BICUBIC)
+    assert data[4] == 4 and bitstream.read_header(data).grid().sampling == BICUBIC
+    as_v3 = bytearray(data)
+    as_v3[4] = 3  # read without the sampling byte, the records are misaligned: refused, not misread
+    with pytest.raises(InrFormatError):
+        decode_array(fix_crc(bytes(as_v3)))
 
 
 def test_version_and_family_must_agree():
@@ -214,18 +296,27 @@ def test_cli_arch_latent_and_info(tmp_path, capsys):
     assert info["arch"] == "latent" and info["latent_levels"] == 6 and info["hidden_width"] == 24
     assert decode_main([str(tmp_path / "a.inr"), "-o", str(tmp_path / "big.png"), "--res", "300"]) == 0
     assert Image.open(tmp_path / "big.png").size == (300, 200)
+    for sampling, version in (("bilinear", (2, 3)), ("bicubic", (4,))):
+        out = tmp_path / f"{sampling}.inr"
+        assert encode_main([str(tmp_path / "in.png"), str(out), "--arch", "latent", "--latent-sampling", sampling,
+                            "--steps", "20", "--bpp", "8", "-q"]) == 0
+        data = out.read_bytes()
+        assert data[4] in version and bitstream.read_header(data).to_dict()["latent_sampling"] == sampling
+    with pytest.raises(SystemExit) as usage:  # argparse: a usage error, exit 2
+        encode_main([str(tmp_path / "in.png"), str(tmp_path / "c.inr"), "--latent-sampling", "nearest", "-q"])
+    assert usage.value.code == 2 and "invalid choice: 'nearest'" in capsys.readouterr().err
     code = encode_main([str(tmp_path / "in.png"), str(tmp_path / "b.inr"), "--arch", "latent", "--sparsity", "0.2",
                         "--steps", "5", "-q"])
     assert code == 2 and "sizes its own network" in capsys.readouterr().err
     assert not (tmp_path / "b.inr").exists()
 
 
-def test_row_renderer_matches_the_pointwise_evaluator(latent_file):
+def test_row_renderer_matches_the_pointwise_evaluator(any_latent_file):
     from codec.coords import grid_array
     from codec.numpy_nets import latent_rows
     from codec.numpy_render import to_uint8
 
-    header, symbols = bitstream.read_file(latent_file[1].data)
+    header, symbols = bitstream.read_file(any_latent_file[1].data)
     weights = bitstream.dequantize(header, symbols)
     for width, height in ((56, 40), (131, 97), (23, 9)):
         pointwise = latent(header, weights, grid_array(height, width)).values
