@@ -9,6 +9,7 @@
 #   benchmarks.gpu_latent plan sets the curve's steps; 6. the curve: GPU_LATENT_PROCS processes, images
 #   split round robin, each harness call one image at every rate (`--images`), so a cut-off loses whole
 #   images, never single points; caches merged, results assembled (kodak_gpu.tar: inr-latent.json, cache).
+#   GPU_LATENT_CODEC=inr-latent-bicubic runs the curve with bicubic grids instead (inr-latent-bicubic.json).
 #
 # GPU_FAMILY=siren: the stacked SIREN curve:
 #   1. install what the GPU machine lacks from carried wheels (.whl/) and this repo (no registry there);
@@ -45,6 +46,7 @@ BATCHED=${GPU_BATCHED:-1}                  # 1: stacked encodes (codec.stacked),
 BATCH_PIXELS=${GPU_BATCH_PIXELS:-16384}    # with BATCHED=1: random pixels per image and step (0: whole images)
 FAMILY=${GPU_FAMILY:-latent}              # latent: the latent-grid curve (LATENT_* below); siren: the stacked SIREN curve
 LATENT_PROCS=${GPU_LATENT_PROCS:-12}       # latent: encoding processes sharing the GPU, images split round robin
+LATENT_CODEC=${GPU_LATENT_CODEC:-inr-latent}  # latent: the benchmark codec of the curve (inr-latent-bicubic: bicubic grids)
 LATENT_CHECK_STEPS=${GPU_LATENT_CHECK_STEPS:-2000}  # latent: steps of the single 0.3 bpp check encode
 LATENT_PROBE_STEPS=${GPU_LATENT_PROBE_STEPS:-150}   # latent: timed steps of each concurrent probe
 LATENT_FINISH=${GPU_LATENT_FINISH:-8}      # latent: seconds per encode outside the fit (rate search, decode, scoring, start-up)
@@ -175,7 +177,7 @@ except Exception:
       while [ $i -lt $n ]; do  # one image at every rate per call, so a cut-off leaves whole curves
         remaining=$(( end - $(date +%s) ))
         [ $remaining -le 10 ] && break
-        OMP_NUM_THREADS=1 timeout $remaining python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" \
+        OMP_NUM_THREADS=1 timeout $remaining python3 -m benchmarks "$DATA" --codecs "$LATENT_CODEC" --device "$DEVICE" \
           --inr-steps "$steps" --inr-bpps "$BPPS" --images "${images[$i]}" --out /tmp/latent_part$k --anchors '' \
           --no-plot >> /tmp/latent_part$k.log 2>&1
         i=$(( i + procs ))
@@ -187,7 +189,7 @@ except Exception:
   kill $smi 2>/dev/null
   mkdir -p /tmp/kodak_gpu/logs && cp /tmp/latent_part*.log /tmp/latent_probe_* /tmp/latent_plan.json /tmp/kodak_gpu/logs/ 2>/dev/null
   cat /tmp/latent_part*/cache/records.jsonl >> /tmp/kodak_gpu/cache/records.jsonl 2>/dev/null
-  python3 -m benchmarks "$DATA" --codecs inr-latent --device "$DEVICE" --inr-steps "$steps" --inr-bpps "$BPPS" \
+  python3 -m benchmarks "$DATA" --codecs "$LATENT_CODEC" --device "$DEVICE" --inr-steps "$steps" --inr-bpps "$BPPS" \
     --images "$(IFS=,; echo "${images[*]:0:$n}")" --out /tmp/kodak_gpu --anchors '' --no-plot --cached-only -q 2>&1 \
     | tee -a "$OUT/runbook.log"
   log "latent curve: $(grep -c . /tmp/kodak_gpu/cache/records.jsonl) records"
