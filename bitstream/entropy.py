@@ -17,7 +17,7 @@ ZERO = 0  #: every symbol is 0; nothing is stored in the payload
 LAPLACE = 1  #: constriction QuantizedLaplace(mean 0, scale) on [-max_abs, max_abs]
 HISTOGRAM = 2  #: Categorical over [-max_abs, max_abs] with stored integer counts
 SPARSE_LAPLACE = 3  #: Bernoulli(nonzero) flag per symbol, then LAPLACE over the nonzero symbols
-#: latent grids only (rank-3 tensors, format versions 2 and 3): each symbol's model is one of up to
+#: latent grids only (rank-3 tensors, format versions 2 to 4): each symbol's model is one of up to
 #: MAX_CONTEXT_CLASSES sub-models, picked by an integer context of the row above (context_classes)
 ROW_CONTEXT = 4
 #: latent grids only (format version 3): ROW_CONTEXT's classes, but each symbol is coded as its difference

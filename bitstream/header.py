@@ -338,7 +338,8 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, 
             (sampling,) = reader.take(SAMPLING_FIELD.code, "the latent-grid fields")
             _check(SAMPLING_FIELD.name, sampling, SAMPLING_FIELD.low, SAMPLING_FIELD.high)
             fixed[SAMPLING_FIELD.name] = sampling
-        grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values, fixed.get(SAMPLING_FIELD.name, 0))
+        grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values,
+                                        fixed.get(SAMPLING_FIELD.name, architectures.BILINEAR))
     dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"], grid)
     n_params = architectures.parameter_count(*dims)
     if n_params > max_parameters:

@@ -156,11 +156,11 @@ def sample(grid: np.ndarray, coords: np.ndarray, sampling: int = architectures.B
     cx, wx = taps(cell_position(coords[:, 0], cols), cols, sampling)
     cy, wy = taps(cell_position(coords[:, 1], rows), rows, sampling)
     flat = grid.reshape(channels, -1).astype(coords.dtype, copy=False)
-    out = None
-    for r, b in zip(cy, wy):  # row taps outer, column taps inner; each weight is x weight * y weight
-        for c, a in zip(cx, wx):
-            term = flat[:, r * cols + c] * (a * b)
-            out = term if out is None else out.__iadd__(term)
+    # row taps outer, column taps inner; each weight is x weight * y weight
+    terms = (flat[:, r * cols + c] * (a * b) for r, b in zip(cy, wy) for c, a in zip(cx, wx))
+    out = next(terms)
+    for term in terms:
+        out += term
     return out.T
 
 
