@@ -35,9 +35,9 @@ from .metrics import psnr
 from .progress import Progress
 from .quantization import fake_quantize, float16_at_least, quantize
 
-LEVELS = 7  #: latent grids, level l at 1/2**l of the image side (fewer for tiny images)
+LEVELS = 8  #: latent grids, level l at 1/2**l of the image side (fewer for tiny images); 8 beat 7 on the proxy (README)
 LEVEL_CHANNELS = 1  #: channels per grid
-SYNTH_WIDTH, SYNTH_LAYERS = 24, 2  #: the synthesis MLP: 7 -> 24 -> 24 -> C, 816 multiply-adds per pixel (RGB)
+SYNTH_WIDTH, SYNTH_LAYERS = 24, 2  #: the synthesis MLP: 8 -> 24 -> 24 -> C, 840 multiply-adds per pixel (RGB)
 MLP_LR_FACTOR = 0.5  #: the MLP and the rate model learn at this share of the latents' rate (cfg.fit_lr, cosine to 5 %)
 FINAL_FRACTION = 0.05  #: share of the steps on rounded latents and quantized synthesis weights (kodim01, 0.3 bpp,
 #: 1000 steps: 0.2 -> 0.275 bpp / 23.16 dB, 0.1 -> 0.298 / 23.88, 0.05 -> 0.294 / 24.03)
@@ -65,7 +65,7 @@ CALIBRATE_AT = (0.3, 0.55, 0.8)
 ROUNDING_CONTROL_FACTOR = 5.0  #: the controller's gain in the rounding phase, where the rate moves fastest
 LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when the file is over the target
 #: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
-#: Adam), at 768x512 (7 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on our 2 idle cores:
+#: Adam), at 768x512 (7 levels; 8 take no measurably longer, proxy at 5afb3cf; 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on our 2 idle cores:
 #: 0.044 s a step (`python -m benchmarks.gpu_latent probe --device cpu --batch-pixels 65536`), and a whole
 #: kodim05 encode of 2,179 steps took 113 s (`inr-encode --arch latent --preset high`), so the 150 s budget
 #: plans 2,700 steps (about 135 s). One thread beside another job is slower (0.060 s a step): such runs
