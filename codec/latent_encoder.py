@@ -65,7 +65,8 @@ CALIBRATE_AT = (0.3, 0.55, 0.8)
 ROUNDING_CONTROL_FACTOR = 5.0  #: the controller's gain in the rounding phase, where the rate moves fastest
 LATENT_STEP_RANGE = (1.0, 8.0)  #: the latents' quantization step searched when the file is over the target
 #: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
-#: Adam), at 768x512 (7 levels; 8 take no measurably longer, proxy at 5afb3cf; 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on our 2 idle cores:
+#: Adam), at 768x512 (7 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13; 8 levels take no measurably
+#: longer: proxy encodes at 5afb3cf, README) on our 2 idle cores:
 #: 0.044 s a step (`python -m benchmarks.gpu_latent probe --device cpu --batch-pixels 65536`), and a whole
 #: kodim05 encode of 2,179 steps took 113 s (`inr-encode --arch latent --preset high`), so the 150 s budget
 #: plans 2,700 steps (about 135 s). One thread beside another job is slower (0.060 s a step): such runs
