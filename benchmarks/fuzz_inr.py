@@ -133,22 +133,27 @@ def corpus(real: bool = True) -> list[bytes]:
                               arch=bitstream.LATENT, latent_sampling=bitstream.BICUBIC))  # bicubic grids (version 4)
     files.append(row_context_file(rng))
     files.append(row_context_file(rng, predict=True))
+    files.append(row_context_file(rng, kind="neighbour-context"))
+    files.append(row_context_file(rng, kind="neighbour-predict"))
     if real:
         files += [real_file(), real_file(arch="poly"), real_file(arch="latent")]
     return files
 
 
-def row_context_file(rng: np.random.Generator, *, predict: bool = False) -> bytes:
+def row_context_file(rng: np.random.Generator, *, predict: bool = False, kind: str | None = None) -> bytes:
     """A latent-grid file whose two-channel grid is coded with a ROW_CONTEXT model (format version 2),
-    or with `predict` a ROW_PREDICT model (format version 3)."""
-    from bitstream.entropy import ROW_CONTEXT, ROW_PREDICT, _row_context_model
+    with `predict` a ROW_PREDICT model (format version 3), or with the model `kind` names
+    ("neighbour-context" or "neighbour-predict", format version 5)."""
+    from bitstream.entropy import MODEL_NAMES, ROW_CONTEXT, ROW_PREDICT, _context_model
 
+    kind_id = {name: k for k, name in MODEL_NAMES.items()}[kind] if kind else (ROW_PREDICT if predict else ROW_CONTEXT)
+    predict = predict or kind == "neighbour-predict"
     active = rng.random((2, 1, 24)) < 0.4  # columns busy in every row: the row above predicts them
     grid = np.where(active, np.clip(np.round(rng.laplace(0, 3, (2, 16, 24))), -9, 9), 0).astype(np.int32)
     if predict:  # a smooth grid: each row the row above plus a small step
         grid = np.clip(np.cumsum(rng.integers(-1, 2, (2, 16, 24)), axis=1), -9, 9).astype(np.int32)
-    context = _row_context_model(grid, 5, None, predict=predict)[0]
-    assert context.kind == (ROW_PREDICT if predict else ROW_CONTEXT)
+    context = _context_model(grid, 5, None, kind_id)[0]
+    assert context.kind == kind_id
     shapes = bitstream.tensor_shapes(bitstream.LATENT, 5, 1, 3, bitstream.LatentGrid(24, 16, 1, 2))
     symbols = [grid] + [np.clip(np.round(rng.laplace(0, 4, s)), -20, 20).astype(np.int32) for s in shapes[1:]]
     records = [TensorRecord(1.0, context)] + [TensorRecord(float(np.float16(0.02)), TensorModel(LAPLACE, 20, scale=4.0))

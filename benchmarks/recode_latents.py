@@ -3,7 +3,8 @@
     python -m benchmarks.recode_latents FILE.inr [FILE.inr ...] [--json OUT]
 
 For every grid of a latent-grid file (architecture 3): its bytes as stored, and its payload plus
-header bytes under the best plain model, ROW_CONTEXT and ROW_PREDICT (`bitstream.entropy`), then the
+header bytes under the best plain model, ROW_CONTEXT, ROW_PREDICT, NEIGHBOUR_CONTEXT and
+NEIGHBOUR_PREDICT (`bitstream.entropy`), then the
 whole file rewritten with today's chooser. Shows what an entropy model buys on real trained latents
 without retraining anything.
 """
@@ -16,8 +17,14 @@ from pathlib import Path
 
 import bitstream
 from bitstream.entropy import (
-    MODEL_NAMES, PLAIN_KINDS, ROW_CONTEXT, ROW_PREDICT, choose_model, header_bytes, measure_bits,
+    MODEL_NAMES, NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT, PLAIN_KINDS, ROW_CONTEXT, ROW_PREDICT, choose_model,
+    header_bytes, measure_bits,
 )
+
+#: the candidates per grid: (result key, the kinds choose_model may pick from)
+CANDIDATES = (("plain", PLAIN_KINDS), ("row_context", PLAIN_KINDS + (ROW_CONTEXT,)),
+              ("row_predict", PLAIN_KINDS + (ROW_PREDICT,)), ("neighbour_context", PLAIN_KINDS + (NEIGHBOUR_CONTEXT,)),
+              ("neighbour_predict", PLAIN_KINDS + (NEIGHBOUR_PREDICT,)))
 
 
 def _bytes(symbols, model) -> float:
@@ -34,8 +41,7 @@ def recode(path: Path) -> dict:
     for level, (rec, q) in enumerate(zip(header.tensors[: header.latent_levels], symbols)):
         row = {"level": level, "stored_model": MODEL_NAMES[rec.model.kind], "stored_bytes": _bytes(q, rec.model)}
         if q.any():
-            for name, kinds in (("plain", PLAIN_KINDS), ("row_context", PLAIN_KINDS + (ROW_CONTEXT,)),
-                                ("row_predict", PLAIN_KINDS + (ROW_PREDICT,))):
+            for name, kinds in CANDIDATES:
                 model = choose_model(q, kinds=kinds)
                 row[name] = {"model": MODEL_NAMES[model.kind], "bytes": _bytes(q, model)}
         grids.append(row)
@@ -59,7 +65,9 @@ def main(argv=None) -> int:
             if "plain" in g:
                 print(f"  grid {g['level']}: stored {g['stored_model']} {g['stored_bytes']:.0f} B; plain "
                       f"{g['plain']['bytes']:.0f}, row-context {g['row_context']['bytes']:.0f}, "
-                      f"row-predict {g['row_predict']['bytes']:.0f} ({g['row_predict']['model']})")
+                      f"row-predict {g['row_predict']['bytes']:.0f} ({g['row_predict']['model']}), neighbour-context "
+                      f"{g['neighbour_context']['bytes']:.0f}, neighbour-predict {g['neighbour_predict']['bytes']:.0f} "
+                      f"({g['neighbour_predict']['model']})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -11,8 +11,8 @@ from .errors import InrFormatError
 from .header import DEFAULT_MAX_PARAMETERS, Header, file_version, pack_header, unpack_header
 
 MAGIC = b"\x89INR"
-VERSION = 4  #: the newest version this package reads and writes (FORMAT.md §9)
-VERSIONS = (1, 2, 3, 4)  #: every version this package reads; a file is written in the lowest that can hold it
+VERSION = 5  #: the newest version this package reads and writes (FORMAT.md §9)
+VERSIONS = (1, 2, 3, 4, 5)  #: every version this package reads; a file is written in the lowest that can hold it
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
 _PAYLOAD_LEN = struct.Struct("<I")
 _CRC = struct.Struct("<I")

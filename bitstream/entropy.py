@@ -1,7 +1,8 @@
 """The entropy-coding boundary: integer tensors + per-tensor probability models <-> bytes.
 
-Every tensor of quantized integers is coded with one of three probability models whose
-parameters travel in the header (see FORMAT.md). The coder is constriction's range coder
+Every tensor of quantized integers is coded with one of eight kinds of probability model whose
+parameters travel in the header (see FORMAT.md): four plain ones, and for latent grids four context
+models made of plain class models. The coder is constriction's range coder
 (``constriction.stream.queue``); its compressed words are stored as little-endian uint32.
 """
 from __future__ import annotations
@@ -17,18 +18,29 @@ ZERO = 0  #: every symbol is 0; nothing is stored in the payload
 LAPLACE = 1  #: constriction QuantizedLaplace(mean 0, scale) on [-max_abs, max_abs]
 HISTOGRAM = 2  #: Categorical over [-max_abs, max_abs] with stored integer counts
 SPARSE_LAPLACE = 3  #: Bernoulli(nonzero) flag per symbol, then LAPLACE over the nonzero symbols
-#: latent grids only (rank-3 tensors, format versions 2 to 4): each symbol's model is one of up to
+#: latent grids only (rank-3 tensors, format versions 2 to 5): each symbol's model is one of up to
 #: MAX_CONTEXT_CLASSES sub-models, picked by an integer context of the row above (context_classes)
 ROW_CONTEXT = 4
-#: latent grids only (format version 3): ROW_CONTEXT's classes, but each symbol is coded as its difference
+#: latent grids only (format versions 3 to 5): ROW_CONTEXT's classes, but each symbol is coded as its difference
 #: from an integer prediction made of the row above (row_prediction)
 ROW_PREDICT = 5
+#: latent grids only (format version 5): each symbol's class comes from its already decoded neighbours on
+#: the left, above and above-left (neighbour_classes), the grid coded along anti-diagonals (FORMAT.md §6.1)
+NEIGHBOUR_CONTEXT = 6
+#: latent grids only (format version 5): NEIGHBOUR_CONTEXT's classes and order, each symbol coded as its
+#: difference from an integer prediction made of its left and upper neighbours (neighbour_prediction)
+NEIGHBOUR_PREDICT = 7
 MODEL_NAMES = {ZERO: "zero", LAPLACE: "laplace", HISTOGRAM: "histogram", SPARSE_LAPLACE: "sparse-laplace",
-               ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict"}
-CONTEXT_KINDS = (ROW_CONTEXT, ROW_PREDICT)  #: the kinds made of class models, for rank-3 tensors only
+               ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict", NEIGHBOUR_CONTEXT: "neighbour-context",
+               NEIGHBOUR_PREDICT: "neighbour-predict"}
+ROW_KINDS = (ROW_CONTEXT, ROW_PREDICT)  #: coded row by row, classes from the row above
+NEIGHBOUR_KINDS = (NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT)  #: coded along anti-diagonals, classes from 3 neighbours
+CONTEXT_KINDS = ROW_KINDS + NEIGHBOUR_KINDS  #: the kinds made of class models, for rank-3 tensors only
+PREDICT_KINDS = (ROW_PREDICT, NEIGHBOUR_PREDICT)  #: the context kinds that code differences from a prediction
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)  #: the kinds a row-context sub-model may have
 MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES = 2, 16
-DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers (measured on Kodak latents, see README)
+DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers for the row kinds (measured on Kodak latents, see README)
+NEIGHBOUR_CLASSES = 8  #: what the encoder offers for the neighbour kinds (measured on Kodak latents, see README)
 P_ZERO_ONE = 65536  #: SPARSE_LAPLACE stores P(symbol == 0) as p_zero / 65536
 
 MAX_ABS_LIMIT = 32767  #: largest |symbol| any model accepts
@@ -45,7 +57,7 @@ class TensorModel:
     scale: float = 0.0  # LAPLACE only; a float16 value
     counts: tuple[int, ...] = ()  # HISTOGRAM only; 2*max_abs+1 counts, symbol -max_abs first
     p_zero: int = 0  # SPARSE_LAPLACE only; P(symbol == 0) * 65536, in 1..65535
-    classes: tuple["TensorModel", ...] = ()  # ROW_CONTEXT, ROW_PREDICT: the sub-model of each context class
+    classes: tuple["TensorModel", ...] = ()  # CONTEXT_KINDS: the sub-model of each context class
 
     def constriction_model(self):
         """The constriction model for this tensor (symbols already offset for histograms)."""
@@ -104,16 +116,77 @@ def _row_plan(symbols: np.ndarray, n_classes: int, predict: bool) -> tuple[np.nd
     return classes, (values - row_prediction(above) if predict else values)
 
 
-def _encode_row_context(encoder, symbols: np.ndarray, model: TensorModel) -> None:
-    """Channel by channel, row by row, class by class: each class's symbols of the row, left to right."""
-    classes, coded = _row_plan(symbols, len(model.classes), model.kind == ROW_PREDICT)
+def neighbour_classes(left: np.ndarray, above: np.ndarray, above_left: np.ndarray, n_classes: int) -> np.ndarray:
+    """NEIGHBOUR_CONTEXT's class of symbols from their neighbours' signed values (int64; 0 outside the
+    grid): min(2|left| + 2|above| + |above-left|, n_classes - 1). Integers only."""
+    return np.minimum(2 * np.abs(left) + 2 * np.abs(above) + np.abs(above_left), n_classes - 1)
+
+
+def neighbour_prediction(left: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """NEIGHBOUR_PREDICT's prediction of symbols from their left and upper neighbours' signed values
+    (int64; 0 outside the grid): floor((left + above + 1) / 2), an arithmetic shift."""
+    return (left + above + 1) >> 1
+
+
+def _neighbour_plan(symbols: np.ndarray, n_classes: int, predict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(class, coded value) of every symbol of a (channels, rows, columns) tensor under the neighbour kinds."""
+    values = symbols.astype(np.int64)
+    padded = np.zeros((values.shape[0], values.shape[1] + 1, values.shape[2] + 1), dtype=np.int64)
+    padded[:, 1:, 1:] = values
+    left, above, above_left = padded[:, 1:, :-1], padded[:, :-1, 1:], padded[:, :-1, :-1]
+    classes = neighbour_classes(left, above, above_left, n_classes)
+    return classes, (values - neighbour_prediction(left, above) if predict else values)
+
+
+def _context_plan(symbols: np.ndarray, n_classes: int, kind: int) -> tuple[np.ndarray, np.ndarray]:
+    """(class, coded value) of every symbol of a rank-3 tensor under context kind `kind`."""
+    if kind in NEIGHBOUR_KINDS:
+        return _neighbour_plan(symbols, n_classes, kind == NEIGHBOUR_PREDICT)
+    return _row_plan(symbols, n_classes, kind == ROW_PREDICT)
+
+
+def _neighbour_runs(classes: np.ndarray):
+    """The coding order of one channel's (rows, columns) classes under the neighbour kinds, as runs
+    (class, flat indices): anti-diagonal d = row + column by anti-diagonal, within one class by class,
+    within a class by row."""
+    rows, cols = classes.shape
+    i, j = np.indices((rows, cols))
+    diagonal = (i + j).reshape(-1)
+    flat_classes = classes.reshape(-1)
+    order = np.lexsort((i.reshape(-1), flat_classes, diagonal))
+    key = diagonal[order] * (int(flat_classes.max(initial=0)) + 1) + flat_classes[order]
+    starts = np.flatnonzero(np.diff(key, prepend=-1))
+    ends = np.append(starts[1:], order.size)
+    for start, end in zip(starts, ends):
+        yield int(flat_classes[order[start]]), order[start:end]
+
+
+def _check_context_symbols(symbols: np.ndarray, classes: np.ndarray, coded: np.ndarray, model: TensorModel) -> None:
     if np.abs(symbols).max(initial=0) > MAX_ABS_LIMIT or np.abs(coded).max(initial=0) > MAX_ABS_LIMIT:
         raise ValueError(f"a symbol or predicted difference exceeds the format's limit {MAX_ABS_LIMIT}")
     for k, sub in enumerate(model.classes):  # so that a coded tensor always codes something (FORMAT.md §6.1)
         if sub.kind != ZERO and not np.any(classes == k):
-            raise ValueError(f"row-context class {k} has a model but no symbols; give it model ZERO")
+            raise ValueError(f"context class {k} has a model but no symbols; give it model ZERO")
         if sub.kind == ZERO and np.any(coded[classes == k]):
-            raise ValueError(f"row-context class {k} has model ZERO but nonzero symbols")
+            raise ValueError(f"context class {k} has model ZERO but nonzero symbols")
+
+
+def _encode_neighbour_context(encoder, symbols: np.ndarray, model: TensorModel) -> None:
+    """Channel by channel, anti-diagonal by anti-diagonal, class by class: each run top to bottom."""
+    classes, coded = _neighbour_plan(symbols, len(model.classes), model.kind == NEIGHBOUR_PREDICT)
+    _check_context_symbols(symbols, classes, coded, model)
+    built = [_Built(sub) for sub in model.classes]
+    for channel in range(symbols.shape[0]):
+        values = coded[channel].reshape(-1)
+        for k, where in _neighbour_runs(classes[channel]):
+            if built[k].model.kind != ZERO:
+                _encode_plain(encoder, values[where], built[k])
+
+
+def _encode_row_context(encoder, symbols: np.ndarray, model: TensorModel) -> None:
+    """Channel by channel, row by row, class by class: each class's symbols of the row, left to right."""
+    classes, coded = _row_plan(symbols, len(model.classes), model.kind == ROW_PREDICT)
+    _check_context_symbols(symbols, classes, coded, model)
     built = [_Built(sub) for sub in model.classes]
     for channel in range(symbols.shape[0]):
         for row in range(symbols.shape[1]):
@@ -141,8 +214,11 @@ def _encode_plain(encoder, symbols: np.ndarray, built: _Built) -> None:
 def _encode_one(encoder, symbols: np.ndarray, model: TensorModel) -> None:
     if model.kind == ZERO:
         return
-    if model.kind in CONTEXT_KINDS:
+    if model.kind in ROW_KINDS:
         _encode_row_context(encoder, symbols, model)
+        return
+    if model.kind in NEIGHBOUR_KINDS:
+        _encode_neighbour_context(encoder, symbols, model)
         return
     _encode_plain(encoder, symbols, _Built(model))
 
@@ -166,7 +242,14 @@ def header_bytes(model: TensorModel) -> int:
 def _row_context_model(symbols: np.ndarray, n_classes: int, kinds, *, predict: bool = False) -> tuple[TensorModel | None, int]:
     """(ROW_CONTEXT or ROW_PREDICT model, its bits: payload + header) with the best plain sub-model per
     class; (None, 0) when a predicted difference exceeds MAX_ABS_LIMIT."""
-    classes, coded = _row_plan(symbols, n_classes, predict)
+    return _context_model(symbols, n_classes, kinds, ROW_PREDICT if predict else ROW_CONTEXT)
+
+
+def _context_model(symbols: np.ndarray, n_classes: int, kinds, kind: int) -> tuple[TensorModel | None, int]:
+    """(model of context kind `kind`, its bits: payload + header) with the best plain sub-model per class,
+    measured on each class's symbols apart; (None, 0) when a predicted difference exceeds MAX_ABS_LIMIT."""
+    predict = kind in PREDICT_KINDS
+    classes, coded = _context_plan(symbols, n_classes, kind)
     if predict and np.abs(coded).max(initial=0) > MAX_ABS_LIMIT:
         return None, 0
     subs, bits = [], 8 * (1 + n_classes)  # the class count and every sub-model's kind byte
@@ -176,14 +259,14 @@ def _row_context_model(symbols: np.ndarray, n_classes: int, kinds, *, predict: b
         sub = choose_model(part, kinds=plain) if part.size else TensorModel(ZERO)
         subs.append(sub)
         bits += measure_bits(part, sub) + 8 * header_bytes(sub)
-    return TensorModel(ROW_PREDICT if predict else ROW_CONTEXT, classes=tuple(subs)), bits
+    return TensorModel(kind, classes=tuple(subs)), bits
 
 
 def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
     """Pick the model that makes this tensor smallest (header parameters + payload), by measuring.
 
     `kinds` limits the candidates (ZERO is always allowed); None means every model. ROW_CONTEXT and
-    ROW_PREDICT are candidates for rank-3 tensors (latent grids) only.
+    ROW_PREDICT, NEIGHBOUR_CONTEXT and NEIGHBOUR_PREDICT are candidates for rank-3 tensors (latent grids) only.
     """
     symbols = np.asarray(symbols)
     if symbols.ndim == 3 and np.any(symbols) and (kinds is None or any(k in kinds for k in CONTEXT_KINDS)):
@@ -191,7 +274,8 @@ def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
         best = (measure_bits(symbols, plain) + 8 * header_bytes(plain), plain)
         for kind in CONTEXT_KINDS:
             if kinds is None or kind in kinds:
-                model, bits = _row_context_model(symbols, DEFAULT_CONTEXT_CLASSES, kinds, predict=kind == ROW_PREDICT)
+                n_classes = NEIGHBOUR_CLASSES if kind in NEIGHBOUR_KINDS else DEFAULT_CONTEXT_CLASSES
+                model, bits = _context_model(symbols, n_classes, kinds, kind)
                 if model is not None and bits < best[0]:
                     best = (bits, model)
         return best[1]
@@ -287,6 +371,36 @@ def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> 
     return out
 
 
+def _decode_neighbour_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of _encode_neighbour_context: anti-diagonal by anti-diagonal, each one's classes (and for
+    NEIGHBOUR_PREDICT its prediction) from the symbols decoded before it."""
+    channels, rows, cols = shape
+    out = np.zeros(shape, dtype=np.int32)
+    n_classes = len(model.classes)
+    predict = model.kind == NEIGHBOUR_PREDICT
+    built = [_Built(sub) for sub in model.classes]
+    for channel in range(channels):
+        padded = np.zeros((rows + 1, cols + 1), dtype=np.int64)  # row 0 and column 0: the zeros outside
+        for d in range(rows + cols - 1):
+            i = np.arange(max(0, d - cols + 1), min(rows - 1, d) + 1)  # top to bottom
+            j = d - i
+            left, above, above_left = padded[i + 1, j], padded[i, j + 1], padded[i, j]
+            classes = neighbour_classes(left, above, above_left, n_classes)
+            values = np.zeros(i.size, dtype=np.int64)
+            for k, sub in enumerate(built):
+                where = np.flatnonzero(classes == k)
+                if where.size and sub.model.kind != ZERO:
+                    values[where] = _decode_plain(decoder, sub, where.size)
+            if predict:
+                values += neighbour_prediction(left, above)
+                if np.abs(values).max() > MAX_ABS_LIMIT:
+                    raise InrFormatError(f"neighbour-predict tensor decoded a value beyond ±{MAX_ABS_LIMIT} "
+                                         f"(channel {channel}, anti-diagonal {d})")
+            padded[i + 1, j + 1] = values
+        out[channel] = padded[1:, 1:]
+    return out
+
+
 def decode_tensors(payload: bytes, models: list[TensorModel], shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     """Inverse of :func:`encode_tensors`. Raises InrFormatError if the payload does not fit.
 
@@ -307,8 +421,10 @@ def decode_tensors(payload: bytes, models: list[TensorModel], shapes: list[tuple
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
         for model, shape in zip(models, shapes):
-            if model.kind in CONTEXT_KINDS:
+            if model.kind in ROW_KINDS:
                 tensors.append(_decode_row_context(decoder, model, shape))
+            elif model.kind in NEIGHBOUR_KINDS:
+                tensors.append(_decode_neighbour_context(decoder, model, shape))
             else:
                 tensors.append(_decode_plain(decoder, _Built(model), int(np.prod(shape, dtype=np.int64))).reshape(shape))
         leftover = decoder.maybe_exhausted()

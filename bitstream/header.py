@@ -14,7 +14,8 @@ import numpy as np
 from . import architectures
 from .entropy import (
     HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MAX_CONTEXT_CLASSES, MIN_CONTEXT_CLASSES, MODEL_NAMES,
-    CONTEXT_KINDS, P_ZERO_ONE, PLAIN_KINDS, ROW_PREDICT, SPARSE_LAPLACE, ZERO, TensorModel,
+    CONTEXT_KINDS, NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT, P_ZERO_ONE, PLAIN_KINDS, ROW_PREDICT, SPARSE_LAPLACE, ZERO,
+    TensorModel,
 )
 from .errors import InrFormatError
 
@@ -81,7 +82,7 @@ class Header:
     tensors: tuple[TensorRecord, ...]
     latent_levels: int = 0  # latent-grid family only (else 0): number of grids, level l at 1/2**l of the side
     latent_channels: int = 0  # latent-grid family only (else 0): channels of every grid
-    latent_sampling: int = architectures.BILINEAR  # latent-grid family only: BILINEAR (versions 2-4) or BICUBIC (4)
+    latent_sampling: int = architectures.BILINEAR  # latent-grid family only: BILINEAR (versions 2-5) or BICUBIC (4-5)
 
     def grid(self) -> architectures.LatentGrid | None:
         """The latent grids' dimensions, for a family that has them (else None)."""
@@ -117,7 +118,7 @@ class Header:
 
 
 def _model_dict(model: TensorModel) -> dict:
-    """A model's kind and parameters for `to_dict` (a row-context model lists its classes' models)."""
+    """A model's kind and parameters for `to_dict` (a context model lists its classes' models)."""
     if model.kind in CONTEXT_KINDS:
         return {"model": MODEL_NAMES[model.kind], "classes": [_model_dict(sub) for sub in model.classes]}
     return {
@@ -151,9 +152,11 @@ def _check_fixed(values) -> None:
 VERSION_ARCHS = {1: (architectures.SIREN, architectures.POLY),
                  2: (architectures.SIREN, architectures.POLY, architectures.LATENT),
                  3: (architectures.SIREN, architectures.POLY, architectures.LATENT),
-                 4: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
-#: model kind -> the first format version that may use it (version 3 added ROW_PREDICT)
-KIND_VERSION = {ROW_PREDICT: 3}
+                 4: (architectures.SIREN, architectures.POLY, architectures.LATENT),
+                 5: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+#: model kind -> the first format version that may use it (version 3 added ROW_PREDICT, version 5 the
+#: neighbour kinds)
+KIND_VERSION = {ROW_PREDICT: 3, NEIGHBOUR_CONTEXT: 5, NEIGHBOUR_PREDICT: 5}
 
 
 def lowest_version(arch: int) -> int:
@@ -226,14 +229,15 @@ def _check_record(index: int, step: float, model: TensorModel, shape: tuple[int,
         raise InrFormatError(f"header field '{where} model' = {model.kind} is not a known model (0..{max(MODEL_NAMES)})")
     if model.kind in CONTEXT_KINDS:
         if len(shape) != 3:
-            raise InrFormatError(f"{where} has a row-context model, which only latent grids (rank-3 tensors) may have")
+            raise InrFormatError(f"{where} has a {MODEL_NAMES[model.kind]} model, which only latent grids (rank-3 tensors) "
+                                 "may have")
         _check(f"{where} classes", len(model.classes), MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES)
         for k, sub in enumerate(model.classes):
             if sub.kind not in PLAIN_KINDS:
                 raise InrFormatError(f"header field '{where} class {k} model' = {sub.kind} is not a plain model (0..3)")
             _check_model(f"{where} class {k}", sub)
         if all(sub.kind == ZERO for sub in model.classes):
-            raise InrFormatError(f"{where} has a row-context model whose classes are all zero (that is model 0)")
+            raise InrFormatError(f"{where} has a {MODEL_NAMES[model.kind]} model whose classes are all zero (that is model 0)")
         return
     _check_model(where, model)
 
@@ -318,7 +322,7 @@ def _pack_params(index: int, model: TensorModel) -> bytes:
     return out
 
 
-def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 4) -> Header:
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 5) -> Header:
     """Parse and validate a header section of a file of format `version`. Checks the network size
     before anything is allocated."""
     reader = _Reader(data)

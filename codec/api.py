@@ -88,8 +88,8 @@ def encode(
         arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto"; None: the
             codec's default, "auto" (the latent grids where their file fits the decoders' default
             parameter limit, about 3 megapixels, and no SIREN-only option is given; else the SIREN).
-        latent_sampling: how the latent-grid family samples its grids, "bilinear" or "bicubic" (a format
-            version 4 file); None: the codec's default, bilinear. Other families ignore it.
+        latent_sampling: how the latent-grid family samples its grids, "bilinear" or "bicubic" (format
+            version 4 or later); None: the codec's default, bilinear. Other families ignore it.
     Returns:
         The complete `.inr` file.
     Raises:

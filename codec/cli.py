@@ -200,8 +200,8 @@ def encode_parser() -> argparse.ArgumentParser:
                         "and a small synthesis MLP: the best rate-distortion, fast to decode), siren (sine layers) or "
                         "poly (Poly-INR: layers multiplied by affine maps of the coordinates); see the README")
     p.add_argument("--latent-sampling", choices=LATENT_SAMPLING_CHOICES, default=EncoderConfig.latent_sampling,
-                   help="how the latent grids are sampled between their cells (latent family only): bicubic (format "
-                        "version 4) or bilinear (readable by version 2-3 decoders); see the README")
+                   help="how the latent grids are sampled between their cells (latent family only): bilinear or "
+                        "bicubic (needs a decoder of format version 4 or later); see the README")
     p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
                         "some: codec/inits) or from a seeded random SIREN init")

@@ -1,9 +1,10 @@
 """An independent `.inr` reader written from bitstream/FORMAT.md alone.
 
-It parses files of format versions 1 to 4 with plain `struct`, `zlib`, numpy and constriction
-(none of bitstream's parsing code), entropy-decodes all six model kinds (ROW_CONTEXT, kind 4, and
-ROW_PREDICT, kind 5, included), evaluates the network (SIREN, arch 1; Poly-INR, arch 2; latent grids,
-arch 3, format versions 2 to 4, bilinear and bicubic) in float32 numpy and checks that it agrees with the reference:
+It parses files of format versions 1 to 5 with plain `struct`, `zlib`, numpy and constriction
+(none of bitstream's parsing code), entropy-decodes all eight model kinds (ROW_CONTEXT, kind 4,
+ROW_PREDICT, kind 5, NEIGHBOUR_CONTEXT, kind 6, and NEIGHBOUR_PREDICT, kind 7, included), evaluates the
+network (SIREN, arch 1; Poly-INR, arch 2; latent grids, arch 3, format versions 2 to 5, bilinear and
+bicubic) in float32 numpy and checks that it agrees with the reference:
 integer symbols and dequantized weights bit-for-bit, rendered pixels within one level (and equal for
 >= 99%).
 """
@@ -17,26 +18,30 @@ import constriction
 import numpy as np
 import pytest
 
-# --- the reader: FORMAT.md sections 3-8 (versions 1 to 4), nothing imported from bitstream or codec ---
+# --- the reader: FORMAT.md sections 3-8 (versions 1 to 5), nothing imported from bitstream or codec ---
 
 MAGIC = b"\x89INR"
-VERSIONS = (1, 2, 3, 4)  # FORMAT.md 3 / 7 step 3 / 9
-# 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 to 4"
-ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3), 3: (1, 2, 3), 4: (1, 2, 3)}
+VERSIONS = (1, 2, 3, 4, 5)  # FORMAT.md 3 / 7 step 3 / 9
+# 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 to 5"
+ARCHS_OF_VERSION = {1: (1, 2), 2: (1, 2, 3), 3: (1, 2, 3), 4: (1, 2, 3), 5: (1, 2, 3)}
 FIXED = "<HHBBHBfB"  # width, height, channels, arch, hidden_width, hidden_layers, omega0, init_id
 FIXED_NAMES = ("width", "height", "channels", "arch", "hidden_width", "hidden_layers", "omega0", "init_id")
 FIXED_RANGES = {"width": (1, 65535), "height": (1, 65535), "channels": (1, 3), "arch": (1, 3),
                 "hidden_width": (1, 1024), "hidden_layers": (1, 32), "omega0": (0.1, 1000.0), "init_id": (0, 0)}
 LATENT_FIELDS = "<BB"  # 4.1 latent-grid fields (arch 3 only): latent_levels, latent_channels
 LATENT_RANGES = {"latent_levels": (1, 12), "latent_channels": (1, 8)}
-SAMPLING_RANGE = (0, 1)  # 4.1: latent_sampling, version 4 only, right after latent_channels: 0 bilinear, 1 bicubic
+SAMPLING_RANGE = (0, 1)  # 4.1: latent_sampling, versions 4 and 5 only, right after latent_channels: 0 bilinear, 1 bicubic
 CUBIC_A = np.float32(-0.75)  # 8.1: Keys' cubic convolution
 MAX_PARAMETERS = 2**22  # 7 step 9, the default limit
 F16_MIN, F16_MAX = 2.0**-24, 65504.0
 ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT, ROW_PREDICT = 0, 1, 2, 3, 4, 5
+NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT = 6, 7
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)
-CLASS_KINDS = (ROW_CONTEXT, ROW_PREDICT)  # 4.3: the records made of n_classes class models
-KIND_VERSION = {ROW_PREDICT: 3}  # 3 / 4.3 / 9: kind 5 from version 3 (kind 4 needs rank 3, so arch 3, so >= 2)
+ROW_KINDS = (ROW_CONTEXT, ROW_PREDICT)  # 6.1: coded row by row, classes from the row above
+NEIGHBOUR_KINDS = (NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT)  # 6.1: coded along anti-diagonals, classes from L, A, D
+CLASS_KINDS = ROW_KINDS + NEIGHBOUR_KINDS  # 4.3: the records made of n_classes class models
+# 3 / 4.3 / 9: kind 5 from version 3, kinds 6 and 7 from version 5 (kind 4 needs rank 3, so arch 3, so >= 2)
+KIND_VERSION = {ROW_PREDICT: 3, NEIGHBOUR_CONTEXT: 5, NEIGHBOUR_PREDICT: 5}
 SYMBOL_LIMIT = 32767  # 5 / 6.1: |q| <= 32767
 
 
@@ -113,7 +118,7 @@ def spec_header(head: bytes, version: int) -> tuple[dict, list[tuple[int, ...]],
             _check_range(name, value, *LATENT_RANGES[name])
         pos = 16
         hdr["latent_sampling"] = 0  # versions 2 and 3: bilinear, no field
-        if version >= 4:
+        if version >= 4:  # versions 4 and 5
             if len(head) < 17:
                 raise SpecError("header ends inside the latent-grid fields")
             hdr["latent_sampling"] = head[16]
@@ -180,13 +185,13 @@ def spec_records(head: bytes, pos: int, shapes: list[tuple[int, ...]], version: 
             raise SpecError("step out of range")
         if kind not in PLAIN_KINDS + CLASS_KINDS:
             raise SpecError("model kind")
-        # 7 step 10.4: kind 4 is checked as it is read, after the step check; kind 5 exactly as kind 4, except that
-        # right after the step check a file whose version is below 3 is rejected
+        # 7 step 10.4: kind 4 is checked as it is read, after the step check; kinds 5, 6 and 7 exactly as kind 4,
+        # except that right after the step check a file whose version is below 3 (kind 5) or 5 (kinds 6, 7) is rejected
         if version < KIND_VERSION.get(kind, 1):
             raise SpecError(f"model kind {kind} needs format version {KIND_VERSION[kind]}")
         if kind in CLASS_KINDS and len(shape) != 3:  # 4.3: "rank-3 tensors only"
             raise SpecError(f"model kind {kind} on a tensor that is not rank 3")
-        if kind in CLASS_KINDS:  # 4.3: n_classes (u8, 2..16), then n_classes class models of kind 0..3
+        if kind in CLASS_KINDS:  # 4.3: n_classes (u8, 2..16), then n_classes class models of kind 0..3 (kinds 4 to 7 alike)
             (n_classes,), pos = _take(head, pos, "<B")
             _check_range("n_classes", n_classes, 2, 16)
             classes = []
@@ -274,6 +279,59 @@ def _decode_row_context(decoder, rec: dict, shape: tuple[int, ...]) -> np.ndarra
     return q
 
 
+def spec_neighbour_class(left: int, above: int, above_left: int, n_classes: int) -> int:
+    """FORMAT.md 6.1 (NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT): class = min(2|L| + 2|A| + |D|, n_classes - 1)."""
+    return min(2 * abs(left) + 2 * abs(above) + abs(above_left), n_classes - 1)
+
+
+def spec_neighbour_prediction(left: int, above: int) -> int:
+    """FORMAT.md 6.1 (NEIGHBOUR_PREDICT): pred = floor((L + A + 1) / 2); Python ints, whose // floors towards -inf."""
+    return (left + above + 1) // 2
+
+
+def spec_anti_diagonal(t: int, rows: int, cols: int) -> list[tuple[int, int]]:
+    """FORMAT.md 6.1: the positions (r, c = t - r) of anti-diagonal t of a rows x cols grid, top to bottom."""
+    return [(r, t - r) for r in range(max(0, t - cols + 1), min(rows - 1, t) + 1)]
+
+
+def spec_neighbours(grid, r: int, c: int) -> tuple[int, int, int]:
+    """FORMAT.md 6.1: (L, A, D) = (q[r, c-1], q[r-1, c], q[r-1, c-1]), signed, 0 where an index is -1."""
+    def at(i, j):
+        return int(grid[i][j]) if i >= 0 and j >= 0 else 0
+    return at(r, c - 1), at(r - 1, c), at(r - 1, c - 1)
+
+
+def _decode_neighbour_context(decoder, rec: dict, shape: tuple[int, ...]) -> np.ndarray:
+    """FORMAT.md 6.1: channel by channel; anti-diagonal t = r + c by anti-diagonal, t = 0 .. R + Q - 2; on each,
+    class k's group (its positions top to bottom) for k = 0 .. n-1. For NEIGHBOUR_PREDICT the groups are the
+    differences d; q = d + pred for the whole anti-diagonal, checked against +-32767, and only then are the next
+    anti-diagonal's classes and predictions computed."""
+    channels, rows, cols = shape
+    n_classes = len(rec["classes"])
+    predict = rec["kind"] == NEIGHBOUR_PREDICT
+    q = np.zeros(shape, dtype=np.int32)
+    for ch in range(channels):
+        grid = [[0] * cols for _ in range(rows)]  # Python ints: the values decoded so far, 0 elsewhere
+        for t in range(rows + cols - 1):
+            positions = spec_anti_diagonal(t, rows, cols)
+            neighbours = [spec_neighbours(grid, r, c) for r, c in positions]
+            classes = [spec_neighbour_class(left, above, above_left, n_classes)
+                       for left, above, above_left in neighbours]
+            values = [0] * len(positions)  # a ZERO class model (or an empty group) leaves its values 0
+            for k, sub in enumerate(rec["classes"]):
+                members = [i for i, cls in enumerate(classes) if cls == k]  # top to bottom
+                for i, v in zip(members, _decode_plain(decoder, sub, len(members))):
+                    values[i] = int(v)
+            if predict:
+                values = [v + spec_neighbour_prediction(left, above) for v, (left, above, _) in zip(values, neighbours)]
+                if any(abs(v) > SYMBOL_LIMIT for v in values):
+                    raise SpecError(f"decoded a value beyond +-{SYMBOL_LIMIT} (channel {ch}, anti-diagonal {t})")
+            for (r, c), v in zip(positions, values):
+                grid[r][c] = v
+        q[ch] = np.array(grid, dtype=np.int64).reshape(rows, cols)
+    return q
+
+
 def spec_decode(data: bytes) -> tuple[dict, list[np.ndarray]]:
     """Parse a whole file; return the header as a dict and the integer symbols (int32, one array per tensor)."""
     if len(data) == 0:
@@ -312,8 +370,10 @@ def spec_decode(data: bytes) -> tuple[dict, list[np.ndarray]]:
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     symbols = []
     for rec, shape in zip(records, shapes):
-        if rec["kind"] in CLASS_KINDS:
+        if rec["kind"] in ROW_KINDS:
             sym = _decode_row_context(decoder, rec, shape)
+        elif rec["kind"] in NEIGHBOUR_KINDS:
+            sym = _decode_neighbour_context(decoder, rec, shape)
         else:
             sym = _decode_plain(decoder, rec, int(np.prod(shape)))
         symbols.append(sym.reshape(shape))
@@ -476,6 +536,18 @@ def _with_sampling(data: bytes, sampling: int) -> bytes:
     return bitstream.write_file(bitstream.Header(**fields, tensors=header.tensors), symbols)
 
 
+def _recoded(data: bytes, kinds: tuple[int, ...]) -> bytes:
+    """The same latent-grid file re-written by the reference writer with every latent grid's model re-chosen by
+    the reference (6.3) among `kinds` only (the MLP's records kept)."""
+    import bitstream
+
+    header, symbols = bitstream.read_file(data)
+    records = list(header.tensors)
+    for i in range(header.latent_levels):
+        records[i] = bitstream.TensorRecord(records[i].step, bitstream.choose_model(symbols[i], kinds=kinds))
+    return bitstream.write_file(bitstream.Header(**_header_fields(header), tensors=tuple(records)), symbols)
+
+
 def _as_version4(data: bytes) -> bytes:
     """A bilinear latent-grid file of version 2 or 3 framed as version 4 with latent_sampling = 0 (a file the
     reference writer never writes, 9, but readers accept, 3 / 4.1)."""
@@ -588,8 +660,9 @@ def _smooth_grid(rng, shape: tuple[int, int, int], amplitude: float) -> np.ndarr
 
 def _row_predict_file() -> bytes:
     """A latent-grid file (40 x 24, G = 2, K = 2) of smooth random grids: grid 0 coded with whatever the reference
-    encoder's model choice (6.3) picks, which must be ROW_PREDICT, grid 1 with a 16-class ROW_PREDICT model built
-    directly (the reference's own per-class fit), the MLP with plain models."""
+    encoder's model choice (6.3) picks among the plain and row kinds (since version 5 its unrestricted choice is a
+    neighbour kind), which must be ROW_PREDICT, grid 1 with a 16-class ROW_PREDICT model built directly (the
+    reference's own per-class fit), the MLP with plain models."""
     import bitstream
     from bitstream.entropy import _row_context_model
 
@@ -597,7 +670,7 @@ def _row_predict_file() -> bytes:
     shapes = spec_shapes(3, 6, 2, 3, width=40, height=24, latent_levels=2, latent_channels=2)
     symbols = [_smooth_grid(rng, shapes[0], 40.0), _smooth_grid(rng, shapes[1], 25.0)]
     symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[2:]]
-    grid0 = bitstream.choose_model(symbols[0])
+    grid0 = bitstream.choose_model(symbols[0], kinds=PLAIN_KINDS + ROW_KINDS)
     assert grid0.kind == ROW_PREDICT, grid0.kind
     grid1, _ = _row_context_model(symbols[1], 16, None, predict=True)
     assert grid1.kind == ROW_PREDICT and len(grid1.classes) == 16
@@ -659,22 +732,105 @@ def _row_predict_classes_file() -> tuple[bytes, np.ndarray, np.ndarray]:
     return bitstream.write_file(header, symbols), q, d
 
 
+# the hand-made neighbour grids' class models (4.3: kinds 0..3), one per class. NEIGHBOUR_CONTEXT: ZERO on class 1
+# (L = A = 0, |D| = 1), whose symbols are then all 0. NEIGHBOUR_PREDICT: ZERO on class 2 (|L| = 1 or |A| = 1 alone,
+# or |D| = 2), where pred = floor((L + A + 1) / 2) is 1 when L or A is 1, so q = pred there is not always 0 (in
+# classes 0 and 1, L = A = 0 and pred is always 0).
+NC_CLASS_KINDS = (SPARSE_LAPLACE, ZERO, LAPLACE, HISTOGRAM, LAPLACE, SPARSE_LAPLACE, HISTOGRAM, LAPLACE)
+NP_CLASS_KINDS = (SPARSE_LAPLACE, LAPLACE, ZERO, HISTOGRAM, LAPLACE, SPARSE_LAPLACE, HISTOGRAM, LAPLACE)
+
+
+def spec_neighbour_grid(q: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(class, prediction) of every symbol of a (K, R, Q) grid under FORMAT.md 6.1's neighbour kinds. Both depend
+    only on L, A and D, so they can be computed from the finished grid."""
+    cls, pred = np.zeros(q.shape, dtype=np.int64), np.zeros(q.shape, dtype=np.int64)
+    for ch, r, c in np.ndindex(*q.shape):
+        left, above, above_left = spec_neighbours(q[ch], r, c)
+        cls[ch, r, c] = spec_neighbour_class(left, above, above_left, n_classes)
+        pred[ch, r, c] = spec_neighbour_prediction(left, above)
+    return cls, pred
+
+
+def _neighbour_grid(rng, shape: tuple[int, int, int], class_kinds: tuple[int, ...],
+                    predict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(q, d) as FORMAT.md 6.1's neighbour kinds code them: sparse small coded values d (zero wherever the class
+    model is ZERO; channel 1's first row all zero), q = d (+ pred for NEIGHBOUR_PREDICT). Made in raster order,
+    which like the anti-diagonal order has every position's L, A and D before it."""
+    q, d = np.zeros(shape, dtype=np.int32), np.zeros(shape, dtype=np.int32)
+    zero_classes = [k for k, kind in enumerate(class_kinds) if kind == ZERO]
+    for ch, r, c in np.ndindex(*shape):
+        left, above, above_left = spec_neighbours(q[ch], r, c)
+        v = int(rng.choice([-3, -2, -1, -1, 1, 1, 2, 3])) if rng.random() < 0.4 else 0
+        if spec_neighbour_class(left, above, above_left, len(class_kinds)) in zero_classes or (ch == 1 and r == 0):
+            v = 0
+        d[ch, r, c] = v
+        q[ch, r, c] = v + (spec_neighbour_prediction(left, above) if predict else 0)
+    return q, d
+
+
+def _neighbour_file(kind: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(file, q, d): FORMAT.md 4.2's 13 x 9, G = 3, K = 2 example, version 5, its finest grid written by hand as
+    `kind` (NEIGHBOUR_CONTEXT or NEIGHBOUR_PREDICT) with 8 class models of every plain kind (NC_ / NP_CLASS_KINDS,
+    fitted to each class's coded values), so every branch of 6.1's group order is used, including a ZERO class;
+    grid 1 with a 16-class model of the other neighbour kind and grid 2 with a 2-class model of this one (both the
+    reference's own per-class fit), the MLP with plain models."""
+    import bitstream
+    from bitstream.entropy import _context_model
+
+    predict = kind == NEIGHBOUR_PREDICT
+    class_kinds = NP_CLASS_KINDS if predict else NC_CLASS_KINDS
+    rng = np.random.default_rng(37 if predict else 31)
+    shapes = spec_shapes(3, 6, 2, 3, width=13, height=9, latent_levels=3, latent_channels=2)
+    q, d = _neighbour_grid(rng, shapes[0], class_kinds, predict)
+    cls, pred = spec_neighbour_grid(q, len(class_kinds))
+    assert np.array_equal(q - (pred if predict else 0), d)
+    # coverage: every class occurs; every coded class has nonzero values; the ZERO class's symbols are all 0
+    # (NEIGHBOUR_CONTEXT) or not (NEIGHBOUR_PREDICT: q = pred there); negative values; SPARSE_LAPLACE groups (class
+    # 0 and 5 of an anti-diagonal) whose flags are all 0 and ones with nonzero values
+    for k, sub_kind in enumerate(class_kinds):
+        assert (cls == k).any() and (sub_kind == ZERO or d[cls == k].any()), k
+    assert q[cls == class_kinds.index(ZERO)].any() == predict and (q < 0).any()
+    if predict:
+        assert (q != d).any()
+    groups = [np.array([d[ch, r, c] for r, c in spec_anti_diagonal(t, 9, 13) if cls[ch, r, c] == k])
+              for ch in range(2) for t in range(9 + 13 - 1) for k in (0, 5)]
+    assert any(g.size and not g.any() for g in groups) and any(g.any() for g in groups)
+    classes = tuple(_class_model(sub_kind, d[cls == k]) for k, sub_kind in enumerate(class_kinds))
+    symbols = [q] + [rng.integers(-8, 9, size=s).astype(np.int32) for s in shapes[1:3]]
+    symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[3:]]
+    other = NEIGHBOUR_CONTEXT if predict else NEIGHBOUR_PREDICT
+    grid1, _ = _context_model(symbols[1], 16, None, other)
+    grid2, _ = _context_model(symbols[2], 2, None, kind)
+    assert (grid1.kind, len(grid1.classes), grid2.kind, len(grid2.classes)) == (other, 16, kind, 2)
+    records = [bitstream.TensorRecord(2.0**-2, bitstream.TensorModel(kind, classes=classes)),
+               bitstream.TensorRecord(2.0**-3, grid1), bitstream.TensorRecord(2.0**-3, grid2)]
+    records += [bitstream.TensorRecord(2.0**-6, bitstream.choose_model(symbols[i])) for i in range(3, len(shapes))]
+    header = bitstream.Header(width=13, height=9, channels=3, arch=3, hidden_width=6, hidden_layers=2, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=3, latent_channels=2)
+    return bitstream.write_file(header, symbols), q, d
+
+
 @pytest.fixture(scope="module")
 def files() -> dict[str, bytes]:
     rgb = _encode(3, 0)
     poly = _encode(3, 2, "poly")
     latent = _encode(3, 3, "latent", sampling="bicubic")
     levels = latent[7 + 14]  # FORMAT.md 4.1: latent_levels; the first MLP weight follows the grids
+    latent_rc = _encode(3, 3, "latent", size=(48, 64), sampling="bicubic")
     return {"rgb": rgb, "gray": _encode(1, 1), "all-models": _all_models_variant(rgb), "poly": poly,
             "poly-all-models": _all_models_variant(poly),
             "latent": latent, "latent-gray": _encode(1, 4, "latent", size=(13, 21)),
             "latent-all-models": _all_models_variant(latent, sparse=levels), "latent-k2": _latent_k2_file(),
-            # big enough that the reference encoder codes its two finest grids with a class model (6.3); since
-            # version 3 that is ROW_PREDICT, so this is the real encode that decodes kind 5 to pixels end to end
             "latent-bilinear": _with_sampling(latent, 0), "latent-v4-bilinear": _as_version4(_with_sampling(latent, 0)),
-            "latent-rc": _encode(3, 3, "latent", size=(48, 64), sampling="bicubic"),
+            # big enough that the reference encoder codes its two finest grids with a class model (6.3); since
+            # version 5 that is a neighbour kind (6 or 7), so this is the real encode that decodes them to pixels end
+            # to end; "latent-rc-row" is the same encode with its grids' models re-chosen by the reference among the
+            # plain and row kinds (ROW_PREDICT, kind 5, a version 4 file: it is bicubic)
+            "latent-rc": latent_rc, "latent-rc-row": _recoded(latent_rc, PLAIN_KINDS + ROW_KINDS),
             "latent-row-context": _row_context_file(),
-            "latent-row-predict": _row_predict_file(), "latent-row-predict-classes": _row_predict_classes_file()[0]}
+            "latent-row-predict": _row_predict_file(), "latent-row-predict-classes": _row_predict_classes_file()[0],
+            "latent-neighbour-context": _neighbour_file(NEIGHBOUR_CONTEXT)[0],
+            "latent-neighbour-predict": _neighbour_file(NEIGHBOUR_PREDICT)[0]}
 
 
 def _reference_pixels(data: bytes, **size) -> np.ndarray:
@@ -695,8 +851,8 @@ def _arch_of(name: str) -> int:
 
 
 ALL_FILES = ["rgb", "gray", "all-models", "poly", "poly-all-models", "latent", "latent-gray", "latent-all-models",
-             "latent-bilinear", "latent-v4-bilinear", "latent-k2", "latent-rc", "latent-row-context",
-             "latent-row-predict", "latent-row-predict-classes"]
+             "latent-bilinear", "latent-v4-bilinear", "latent-k2", "latent-rc", "latent-rc-row", "latent-row-context",
+             "latent-row-predict", "latent-row-predict-classes", "latent-neighbour-context", "latent-neighbour-predict"]
 
 
 @pytest.mark.parametrize("name", ALL_FILES)
@@ -724,7 +880,8 @@ def test_independent_reader_matches_reference(files, name):
 
 
 @pytest.mark.parametrize("name", ["rgb", "poly", "latent", "latent-gray", "latent-bilinear", "latent-k2", "latent-rc",
-                                  "latent-row-context", "latent-row-predict", "latent-row-predict-classes"])
+                                  "latent-row-context", "latent-row-predict", "latent-row-predict-classes",
+                                  "latent-neighbour-context", "latent-neighbour-predict"])
 def test_independent_render_at_other_sizes(files, name):
     hdr, weights = spec_read(files[name])
     for w, h in ((7, 5), (41, 23)):
@@ -733,16 +890,22 @@ def test_independent_render_at_other_sizes(files, name):
 
 
 def test_versions_and_latent_header(files):
-    """FORMAT.md 3 / 9: a bicubic latent-grid file is version 4 (three extra fields), else a file with a kind-5
-    record is version 3, other latent-grid files are version 2 (both with two extra fields); every other file
-    stays version 1. "latent" and "latent-rc" are bicubic encodes, "latent-gray" a bilinear one."""
+    """FORMAT.md 3 / 9: a file with a kind-6 or kind-7 record is version 5, else a bicubic latent-grid file is
+    version 4 (both with three extra fields), else a file with a kind-5 record is version 3, other latent-grid files
+    are version 2 (both with two extra fields); every other file stays version 1. "latent" and "latent-rc" are
+    bicubic encodes, "latent-gray" a bilinear one."""
     for name in ALL_FILES:
         hdr, _ = spec_read(files[name])
-        predict = any(r["kind"] == ROW_PREDICT for r in hdr["records"])
+        kinds = [r["kind"] for r in hdr["records"]]
+        neighbour = bool(set(NEIGHBOUR_KINDS) & set(kinds))
+        predict = ROW_PREDICT in kinds
         bicubic = hdr.get("latent_sampling") == 1
-        expected = 4 if bicubic or name == "latent-v4-bilinear" else 3 if predict else 2 if hdr["arch"] == 3 else 1
+        expected = (5 if neighbour else 4 if bicubic or name == "latent-v4-bilinear" else 3 if predict
+                    else 2 if hdr["arch"] == 3 else 1)
         assert files[name][4] == hdr["version"] == expected, name
-        assert bicubic == (name in ("latent", "latent-all-models", "latent-rc")), name
+        assert bicubic == (name in ("latent", "latent-all-models", "latent-rc", "latent-rc-row")), name
+        if hdr["arch"] == 3 and hdr["version"] >= 4:  # 4.1: the records start after latent_sampling, at header offset 17
+            assert hdr["records"][0]["offset"] == 17, name
         assert hdr["arch"] == _arch_of(name), name
         if hdr["arch"] == 3:
             assert hdr["omega0"] == 1.0
@@ -807,7 +970,8 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     latent, siren = files["latent"], files["rgb"]
     assert latent[4] == 4 and latent[7 + 16] == 1  # bicubic: version 4, latent_sampling 1
     bad = {
-        "version 5": _patched(latent, 4, "<B", 5),
+        "version 6": _patched(latent, 4, "<B", 6),
+        "version 255": _patched(latent, 4, "<B", 255),
         "version 0": _patched(latent, 4, "<B", 0),
         "arch 3 in version 1": _patched(latent, 4, "<B", 1),
         "arch 4": _patched(latent, 7 + 5, "<B", 4),
@@ -838,7 +1002,7 @@ def test_independent_reader_checks_version_and_latent_fields(files):
     hdr, weights = spec_read(_patched(siren, 4, "<B", 2))
     assert hdr["version"] == 2 and hdr["arch"] == 1
     assert bitstream.read_file(_patched(siren, 4, "<B", 2))[0].arch == 1
-    # 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 and 3"; 7 step 3
+    # 3: "readers accept architectures 1 and 2 in any version, architecture 3 only in versions 2 to 5"; 7 step 3
     # accepts version 3 whatever the records, so a version 3 file without a kind-5 record is read (writers never
     # write one: 1 / 9)
     for data in (siren, files["poly"], files["latent-bilinear"], files["latent-row-context"]):
@@ -846,6 +1010,15 @@ def test_independent_reader_checks_version_and_latent_fields(files):
         hdr, weights = spec_read(v3)
         assert hdr["version"] == 3 and ROW_PREDICT not in [r["kind"] for r in hdr["records"]]
         ref = bitstream.dequantize(*bitstream.read_file(v3))
+        assert all(np.array_equal(m.view(np.uint32), r.view(np.uint32)) for m, r in zip(weights, ref))
+    # likewise a version 5 file without a kind-6 or kind-7 record is read (1: "readers accept any file of versions
+    # 1-5 whose contents that version allows"); its latent-grid header carries latent_sampling as version 4's (4.1)
+    for data in (siren, files["poly"], latent, files["latent-v4-bilinear"], files["latent-rc-row"]):
+        v5 = _patched(data, 4, "<B", 5)
+        hdr, weights = spec_read(v5)
+        assert hdr["version"] == 5 and not set(NEIGHBOUR_KINDS) & {r["kind"] for r in hdr["records"]}
+        assert hdr.get("latent_sampling", 0) == bitstream.read_header(v5).latent_sampling
+        ref = bitstream.dequantize(*bitstream.read_file(v5))
         assert all(np.array_equal(m.view(np.uint32), r.view(np.uint32)) for m, r in zip(weights, ref))
 
 
@@ -859,16 +1032,19 @@ def test_independent_reader_rejects_corruption(files):
 
 
 def test_row_context_files(files):
-    """FORMAT.md 4.3 / 6.1: the encoder's ROW_CONTEXT grids and the hand-made one, as both readers see them."""
+    """FORMAT.md 4.3 / 6.1: the real encode's grids re-coded with the reference's choice among the plain and row
+    kinds, and the hand-made row-kind grids, as both readers see them."""
     import bitstream
 
-    names = {ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict"}
-    for name, grids in (("latent-rc", 2), ("latent-row-context", 1), ("latent-row-predict", 2),
+    names = {ROW_CONTEXT: "row-context", ROW_PREDICT: "row-predict", NEIGHBOUR_CONTEXT: "neighbour-context",
+             NEIGHBOUR_PREDICT: "neighbour-predict"}
+    for name, grids in (("latent-rc-row", 2), ("latent-row-context", 1), ("latent-row-predict", 2),
                         ("latent-row-predict-classes", 1)):
         hdr, weights = spec_read(files[name])
         ref = bitstream.read_header(files[name]).to_dict()["tensors"]
         kinds = [r["kind"] for r in hdr["records"]]
-        assert all(k in CLASS_KINDS for k in kinds[:grids]), (name, kinds)
+        assert all(k in ROW_KINDS for k in kinds[:grids]), (name, kinds)
+        assert not set(NEIGHBOUR_KINDS) & set(kinds), (name, kinds)
         assert not set(CLASS_KINDS) & set(kinds[hdr["latent_levels"]:])  # never on an MLP tensor
         for rec, info in zip(hdr["records"], ref):
             assert info["model"] == names.get(rec["kind"], info["model"])
@@ -914,10 +1090,15 @@ def test_row_context_records_are_checked(files):
         "n_classes 0": (patched(rc, grid["offset"] + 3, 0), *classes),
         "class kind 4": (patched(rc, grid["classes"][0]["offset"], 4), *class_kind),
         "class kind 5": (patched(rc, grid["classes"][0]["offset"], 5), *class_kind),
+        "class kind 6": (patched(rc, grid["classes"][0]["offset"], 6), *class_kind),
+        "class kind 7": (patched(rc, grid["classes"][0]["offset"], 7), *class_kind),
         "last class kind 4": (patched(rc, grid["classes"][-1]["offset"], 4), *class_kind),
-        # 7 step 10.4: kind 5 in a version 2 file (this one is version 2) is rejected right after the step check
+        # 7 step 10.4: kind 5 in a version 2 file (this one is version 2) is rejected right after the step check,
+        # and so are kinds 6 and 7 (version 5)
         "grid kind 5 in version 2": (patched(rc, grid["offset"] + 2, ROW_PREDICT), *("needs format version 3",) * 2),
-        "grid kind 6": (patched(rc, grid["offset"] + 2, 6), "model kind", "not a known model"),
+        "grid kind 6 in version 2": (patched(rc, grid["offset"] + 2, 6), *("needs format version 5",) * 2),
+        "grid kind 7 in version 2": (patched(rc, grid["offset"] + 2, 7), *("needs format version 5",) * 2),
+        "grid kind 8": (patched(rc, grid["offset"] + 2, 8), "model kind", "not a known model"),
     }
     for what, (data, mine, ref) in bad.items():
         with pytest.raises(SpecError, match=mine):
@@ -928,7 +1109,7 @@ def test_row_context_records_are_checked(files):
 
 # --- ROW_PREDICT (kind 5, format version 3) -----------------------------------------------------------
 
-PREDICT_FILES = ["latent-rc", "latent-row-predict", "latent-row-predict-classes"]
+PREDICT_FILES = ["latent-rc-row", "latent-row-predict", "latent-row-predict-classes"]
 
 
 def _model_fields(rec: dict) -> dict:
@@ -961,8 +1142,8 @@ def test_row_prediction_worked_rows():
 @pytest.mark.parametrize("name", PREDICT_FILES)
 def test_row_predict_files_match_reference(files, name):
     """FORMAT.md 3 / 4.3 / 6.1: version 3 files with kind-5 records (version 4 where the grids are bicubic), written
-    by the reference (its encoder's model choice, its per-class fit, a hand-made grid), decode to the reference's
-    integer symbols and header exactly."""
+    by the reference (its model choice among the plain and row kinds, on a real encode's grids and on smooth random
+    ones, its per-class fit, a hand-made grid), decode to the reference's integer symbols and header exactly."""
     import bitstream
 
     data = files[name]
@@ -996,8 +1177,8 @@ def test_row_predict_files_match_reference(files, name):
     if name == "latent-row-predict-classes":
         _, q, d = _row_predict_classes_file()
         assert np.array_equal(symbols[0], q) and tuple(c["kind"] for c in hdr["records"][0]["classes"]) == RP_CLASS_KINDS
-    if name == "latent-rc":  # the real encode: both of its coded grids use ROW_PREDICT (6.3)
-        assert kinds[:2] == [ROW_PREDICT] * 2, kinds
+    if name == "latent-rc-row":  # the real encode's grids, the reference choosing among kinds 0..5 (6.3): both of
+        assert kinds[:2] == [ROW_PREDICT] * 2, kinds  # its coded grids use ROW_PREDICT
 
 
 def _spec_file(version: int, head: bytes, payload: bytes = b"") -> bytes:
@@ -1099,10 +1280,279 @@ def test_row_predict_records_are_checked(files):
                                                 + TINY_ZERO_MLP), *all_zero),
         "kind 4, every class ZERO": (_spec_file(2, TINY_FIELDS + struct.pack("<eBBBB", 1.0, ROW_CONTEXT, 2, 0, 0)
                                                 + TINY_ZERO_MLP), *all_zero),
-        "kind 6 in version 3": (patched(grid["offset"] + 2, "<B", 6), "model kind", "not a known model"),
+        "kind 6 in version 3": (patched(grid["offset"] + 2, "<B", 6), *("needs format version 5",) * 2),
+        "kind 7 in version 3": (patched(grid["offset"] + 2, "<B", 7), *("needs format version 5",) * 2),
+        "kind 8 in version 3": (patched(grid["offset"] + 2, "<B", 8), "model kind", "not a known model"),
     }
     for what, (data, mine, ref) in bad.items():
         with pytest.raises(SpecError, match=mine):
             spec_read(data)
         with pytest.raises(bitstream.InrFormatError, match=ref):
             bitstream.read_file(data)
+
+
+# --- NEIGHBOUR_CONTEXT and NEIGHBOUR_PREDICT (kinds 6 and 7, format version 5) -------------------------
+
+NEIGHBOUR_FILES = ["latent-rc", "latent-neighbour-context", "latent-neighbour-predict"]
+
+
+def test_neighbour_prediction_and_classes_worked_values():
+    """FORMAT.md 6.1: class = min(2|L| + 2|A| + |D|, n_classes - 1) and pred = floor((L + A + 1) / 2), signed, floor
+    towards -inf; anti-diagonal t's positions top to bottom (the 2 x 3 example). The reference's functions agree."""
+    from bitstream.entropy import neighbour_classes, neighbour_prediction
+
+    pred = spec_neighbour_prediction
+    assert pred(0, 0) == 0 and pred(1, 0) == 1 and pred(0, 1) == 1 and pred(2, 3) == 3 and pred(3, 4) == 4
+    assert pred(-1, -2) == -1  # (-1 + -2 + 1) / 2 = -1 exactly
+    assert pred(-1, 0) == 0 and pred(0, -1) == 0  # (-1 + 0 + 1) / 2 = 0
+    assert pred(-2, 0) == -1 and pred(-3, -4) == -3  # -1 / 2 = -0.5 -> -1, not 0; -6 / 2
+    assert pred(-5, 2) == -1 and pred(5, -2) == 2  # -2 / 2; 4 / 2
+    assert pred(32767, 32767) == 32767 and pred(-32767, -32767) == -32767  # -65533 / 2 = -32766.5 -> -32767
+    cls = spec_neighbour_class
+    assert cls(0, 0, 0, 8) == 0 and cls(0, 0, -1, 8) == 1 and cls(1, 0, 0, 8) == 2 and cls(0, -1, 0, 8) == 2
+    assert cls(0, 0, 2, 8) == 2 and cls(-1, 1, -1, 8) == 5 and cls(3, 0, 0, 8) == 6 and cls(0, -4, 0, 8) == 7
+    assert cls(0, 0, 1, 2) == 1 and cls(5, 5, 5, 16) == 15 and cls(1, 1, 1, 16) == 5 and cls(0, 0, 30000, 8) == 7
+    rng = np.random.default_rng(9)
+    left, above, above_left = (rng.integers(-40, 41, size=500) for _ in range(3))
+    for n in (2, 8, 16):
+        assert neighbour_classes(left, above, above_left, n).tolist() == [
+            cls(int(a), int(b), int(c), n) for a, b, c in zip(left, above, above_left)]
+    assert neighbour_prediction(left, above).tolist() == [pred(int(a), int(b)) for a, b in zip(left, above)]
+    # the order of 6.1's worked example, a 2 x 3 grid: (0,0); (0,1), (1,0); (0,2), (1,1); (1,2)
+    assert [spec_anti_diagonal(t, 2, 3) for t in range(2 + 3 - 1)] == [
+        [(0, 0)], [(0, 1), (1, 0)], [(0, 2), (1, 1)], [(1, 2)]]
+    assert [spec_anti_diagonal(t, 3, 2) for t in range(3 + 2 - 1)] == [
+        [(0, 0)], [(0, 1), (1, 0)], [(1, 1), (2, 0)], [(2, 1)]]
+    assert [spec_anti_diagonal(t, 1, 3) for t in range(3)] == [[(0, 0)], [(0, 1)], [(0, 2)]]
+    assert [spec_anti_diagonal(t, 3, 1) for t in range(3)] == [[(0, 0)], [(1, 0)], [(2, 0)]]
+
+
+# a 3 x 3 grid worked by hand (FORMAT.md 6.1, n_classes = 8): its coded symbols anti-diagonal by anti-diagonal, on
+# each the groups (class, positions top to bottom) in increasing class. On anti-diagonal 2, (2,0) (class 0: all
+# its neighbours are 0) comes before (0,2) and (1,1) (class 4: L = 2, resp. A = 2), so a group is not a position
+# range; (2,2) is in class 2 (L = -1), whose model is ZERO (its one value is 0).
+WORKED_Q = [[0, 2, 1], [0, 0, 0], [5, -1, 0]]
+WORKED_ORDER = [[(0, [(0, 0)])], [(0, [(0, 1), (1, 0)])], [(0, [(2, 0)]), (4, [(0, 2), (1, 1)])],
+                [(4, [(1, 2)]), (7, [(2, 1)])], [(2, [(2, 2)])]]
+# NEIGHBOUR_PREDICT's d = q - floor((L + A + 1) / 2) for the same grid, e.g. (2,1): L = 5, A = 0, pred = 3, d = -4
+WORKED_D = [[0, 2, 0], [0, -1, -1], [5, -4, 0]]
+# (class -> (max_abs, scale)) of the LAPLACE class models; every other class ZERO
+WORKED_MODELS = {NEIGHBOUR_CONTEXT: {0: (5, 2.0), 4: (1, 0.5), 7: (1, 0.5)},
+                 NEIGHBOUR_PREDICT: {0: (5, 2.0), 4: (1, 0.5), 7: (4, 1.0)}}
+
+
+@pytest.mark.parametrize("kind", NEIGHBOUR_KINDS)
+def test_neighbour_worked_grid_order(kind):
+    """FORMAT.md 6.1: the hand-worked 3 x 3 grid's groups, coded with constriction in exactly that order (one encode
+    call per group, none for a ZERO class), are the reference writer's payload byte for byte, and both readers
+    decode that file back to the grid."""
+    import bitstream
+
+    q = np.array(WORKED_Q, dtype=np.int32)
+    predict = kind == NEIGHBOUR_PREDICT
+    cls, pred = spec_neighbour_grid(q[None], 8)
+    assert np.array_equal(q - pred[0], np.array(WORKED_D)) and (pred[0] != 0).any()
+    coded = np.array(WORKED_D if predict else WORKED_Q)
+    for t, groups in enumerate(WORKED_ORDER):
+        positions = spec_anti_diagonal(t, 3, 3)
+        assert groups == [(k, [p for p in positions if cls[0][p] == k]) for k in range(8)
+                          if any(cls[0][p] == k for p in positions)], t
+        assert [cls[0][p] for p in positions] == [spec_neighbour_class(*spec_neighbours(q, *p), 8) for p in positions]
+    models = WORKED_MODELS[kind]
+    assert not coded[cls[0] == 2].any()  # class 2 is ZERO
+    encoder = constriction.stream.queue.RangeEncoder()
+    for groups in WORKED_ORDER:
+        for k, positions in groups:
+            if k in models:
+                m, scale = models[k]
+                values = np.array([coded[p] for p in positions], dtype=np.int32)
+                encoder.encode(values, constriction.stream.model.QuantizedLaplace(-m, m, 0.0, scale))
+    payload = encoder.get_compressed().astype("<u4").tobytes()
+    record = struct.pack("<eBB", 1.0, kind, 8)
+    for k in range(8):
+        record += struct.pack("<BHe", LAPLACE, *models[k]) if k in models else struct.pack("<B", ZERO)
+    head = struct.pack(FIXED, 3, 3, 1, 3, 1, 1, 1.0, 0) + struct.pack(LATENT_FIELDS, 1, 1) + b"\x00"
+    data = _spec_file(5, head + record + TINY_ZERO_MLP, payload)
+    hdr, symbols = spec_decode(data)
+    assert np.array_equal(symbols[0], q[None]) and [c["kind"] for c in hdr["records"][0]["classes"]] == [
+        LAPLACE if k in models else ZERO for k in range(8)]
+    ref_header, ref_symbols = bitstream.read_file(data)
+    assert np.array_equal(ref_symbols[0], q[None])
+    assert bitstream.write_file(ref_header, ref_symbols) == data
+
+
+@pytest.mark.parametrize("name", NEIGHBOUR_FILES)
+def test_neighbour_files_match_reference(files, name):
+    """FORMAT.md 3 / 4.3 / 6.1: version 5 files with kind-6 and kind-7 records, written by the reference (its
+    encoder on a real image, its per-class fit, hand-made grids), decode to the reference's integer symbols and
+    header exactly (the pixels are compared in test_independent_reader_matches_reference)."""
+    import bitstream
+
+    data = files[name]
+    hdr, symbols = spec_decode(data)
+    assert data[4] == hdr["version"] == 5
+    kinds = [r["kind"] for r in hdr["records"]]
+    assert set(NEIGHBOUR_KINDS) & set(kinds[:hdr["latent_levels"]]), kinds
+    assert not set(CLASS_KINDS) & set(kinds[hdr["latent_levels"]:])  # never on an MLP tensor
+    ref_header, ref_symbols = bitstream.read_file(data)
+    assert {k: hdr[k] for k in _header_fields(ref_header)} == _header_fields(ref_header)
+    assert len(hdr["records"]) == len(ref_header.tensors) == len(symbols) == len(ref_symbols)
+    names = {NEIGHBOUR_CONTEXT: "neighbour-context", NEIGHBOUR_PREDICT: "neighbour-predict"}
+    for rec, ref_rec, info in zip(hdr["records"], ref_header.tensors, bitstream.read_header(data).to_dict()["tensors"]):
+        assert rec["step"] == ref_rec.step and rec["kind"] == ref_rec.model.kind
+        assert info["model"] == names.get(rec["kind"], info["model"])
+        if rec["kind"] in CLASS_KINDS:
+            assert [_model_fields(c) for c in rec["classes"]] == [_ref_model_fields(c) for c in ref_rec.model.classes]
+        else:
+            assert _model_fields(rec) == _ref_model_fields(ref_rec.model)
+    for mine, ref in zip(symbols, ref_symbols):
+        assert mine.shape == ref.shape and np.array_equal(mine, ref)
+    # what each class model coded is the symbol (NEIGHBOUR_CONTEXT) or its difference from the prediction
+    # (NEIGHBOUR_PREDICT): it lies in the class model's range, and is 0 throughout a ZERO class
+    for rec, q in zip(hdr["records"], symbols):
+        if rec["kind"] not in NEIGHBOUR_KINDS:
+            continue
+        cls, pred = spec_neighbour_grid(q, len(rec["classes"]))
+        d = q - pred if rec["kind"] == NEIGHBOUR_PREDICT else q
+        assert np.abs(q).max() <= SYMBOL_LIMIT
+        for k, sub in enumerate(rec["classes"]):
+            assert np.abs(d[cls == k]).max(initial=0) <= sub.get("max_abs", 0), (k, sub["kind"])
+    if name == "latent-rc":  # the real encode: its two finest grids use a neighbour kind with 8 classes (6.3)
+        assert all(k in NEIGHBOUR_KINDS for k in kinds[:2]), kinds
+        assert [len(r["classes"]) for r in hdr["records"][:2]] == [8, 8]
+    else:
+        kind = NEIGHBOUR_CONTEXT if name == "latent-neighbour-context" else NEIGHBOUR_PREDICT
+        other = NEIGHBOUR_PREDICT if kind == NEIGHBOUR_CONTEXT else NEIGHBOUR_CONTEXT
+        assert kinds[:3] == [kind, other, kind]
+        assert [len(r["classes"]) for r in hdr["records"][:3]] == [8, 16, 2]
+        _, q, d = _neighbour_file(kind)
+        class_kinds = NC_CLASS_KINDS if kind == NEIGHBOUR_CONTEXT else NP_CLASS_KINDS
+        assert np.array_equal(symbols[0], q) and tuple(c["kind"] for c in hdr["records"][0]["classes"]) == class_kinds
+
+
+def _neighbour_overflow_file(top: int) -> bytes:
+    """A tiny NEIGHBOUR_PREDICT file (3 x 2 image, one (1, 2, 3) grid) whose position (1, 1) decodes to `top`:
+    (0,0) is 30000 (class 0's difference), (0,1) and (1,0) are 30000 too (differences 15000 from pred 15000), so
+    (1,1)'s prediction is floor((30000 + 30000 + 1) / 2) = 30000 and its difference top - 30000 (class 1; both
+    classes LAPLACE with max_abs up to 32767); the same with signs flipped for a negative `top`. The reference writer
+    refuses values beyond +-32767, so the header is the reference's and the payload the same differences coded as
+    NEIGHBOUR_CONTEXT (whose classes and order match here: (0,0) is class 0, every other position class 1)."""
+    import bitstream
+    from bitstream.entropy import encode_tensors
+    from bitstream.header import pack_header
+
+    sign = 1 if top > 0 else -1
+    d = np.array([[[30000, 15000, 0], [15000, 0, 0]]], dtype=np.int32) * np.int32(sign)
+    d[0, 1, 1] = top - 30000 * sign
+    q = np.zeros_like(d)
+    for r, c in np.ndindex(2, 3):
+        left, above, _ = spec_neighbours(q[0], r, c)
+        q[0, r, c] = d[0, r, c] + spec_neighbour_prediction(left, above)
+    assert q[0, 1, 1] == top and q[0, 0, 0] == q[0, 0, 1] == q[0, 1, 0] == 30000 * sign
+    assert np.array_equal(spec_neighbour_grid(d, 2)[0], spec_neighbour_grid(q, 2)[0])
+    assert spec_neighbour_grid(q, 2)[0].tolist() == [[[0, 1, 1], [1, 1, 1]]]
+    classes = (bitstream.TensorModel(LAPLACE, 30000, scale=4096.0), bitstream.TensorModel(LAPLACE, 32767, scale=4096.0))
+    records = [bitstream.TensorRecord(2.0**-15, bitstream.TensorModel(NEIGHBOUR_PREDICT, classes=classes))]
+    records += [bitstream.TensorRecord(1.0, bitstream.TensorModel(ZERO))] * 4
+    header = bitstream.Header(width=3, height=2, channels=1, arch=3, hidden_width=1, hidden_layers=1, omega0=1.0,
+                              init_id=0, tensors=tuple(records), latent_levels=1, latent_channels=1)
+    payload = encode_tensors([d], [bitstream.TensorModel(NEIGHBOUR_CONTEXT, classes=classes)])
+    data = _spec_file(5, pack_header(header), payload)
+    zeros = [np.zeros(s, dtype=np.int32) for s in ((1, 1), (1,), (1, 1), (1,))]
+    if abs(top) <= 32767:  # the reference writer makes the same bytes
+        assert bitstream.write_file(header, [q] + zeros) == data
+    else:
+        with pytest.raises(ValueError, match="exceeds the format's limit"):
+            bitstream.write_file(header, [q] + zeros)
+    assert data[4] == 5 and data[7:7 + len(TINY_FIELDS) + 1] == TINY_FIELDS + b"\x00"
+    return data
+
+
+@pytest.mark.parametrize("top", [32767, -32767])
+def test_neighbour_predict_values_up_to_32767(top):
+    """FORMAT.md 6.1: decoded values of exactly +-32767 are valid (both readers, same symbols)."""
+    import bitstream
+
+    data = _neighbour_overflow_file(top)
+    hdr, symbols = spec_decode(data)
+    assert hdr["records"][0]["kind"] == NEIGHBOUR_PREDICT and symbols[0][0, 1, 1] == top
+    assert np.array_equal(symbols[0], bitstream.read_file(data)[1][0])
+
+
+@pytest.mark.parametrize("top", [32768, -32768, 52767])
+def test_neighbour_predict_rejects_values_beyond_32767(top):
+    """FORMAT.md 6.1 / 7 step 12: a NEIGHBOUR_PREDICT value beyond +-32767 (here a difference within its class
+    model's max_abs added to a large prediction) is an error, in both readers."""
+    import bitstream
+
+    data = _neighbour_overflow_file(top)
+    with pytest.raises(SpecError, match="beyond"):
+        spec_decode(data)
+    with pytest.raises(bitstream.InrFormatError, match="beyond"):
+        bitstream.read_file(data)
+
+
+def test_neighbour_records_are_checked(files):
+    """FORMAT.md 3 / 4.3 / 7 steps 3, 8 and 10.4, checked by both readers: kinds 6 and 7 only in version 5, after
+    the step check; only on rank-3 tensors; n_classes 2..16; class kinds 0..3; not every class ZERO."""
+    import bitstream
+
+    nc, np_ = files["latent-neighbour-context"], files["latent-neighbour-predict"]
+    hdr, _ = spec_read(np_)
+    grid, mlp = hdr["records"][0], hdr["records"][hdr["latent_levels"]]
+    assert grid["kind"] == NEIGHBOUR_PREDICT and len(grid["classes"]) == 8 and np_[4] == 5
+    nc_grid = spec_read(nc)[0]["records"][0]
+    assert nc_grid["kind"] == NEIGHBOUR_CONTEXT and len(nc_grid["classes"]) == 8
+
+    def patched(data: bytes, head_offset: int, fmt: str, value) -> bytes:
+        return _patched(data, 7 + head_offset, fmt, value)
+
+    version5, rank = ("needs format version 5",) * 2, ("not rank 3", "only latent grids")
+    classes, class_kind = ("n_classes", "classes' = "), ("class model kind", "not a plain model")
+    all_zero = ("every class model is ZERO", "all zero")
+    kind7_in_v4 = _patched(np_, 4, "<B", 4)  # the version byte 5 -> 4 (a version 4 header has latent_sampling too)
+    siren = files["rgb"]
+    siren_rec = spec_read(siren)[0]["records"][0]
+    rc_mlp = spec_read(files["latent-rc"])[0]["records"][-2]
+    tiny = TINY_FIELDS + b"\x00"  # 4.1: version 5 latent-grid fields include latent_sampling
+    bad = {  # what: (file, why my reader rejects it, why the reference does)
+        "kind 7 in a version 4 file": (kind7_in_v4, *version5),
+        "kind 6 in a version 4 file": (_patched(nc, 4, "<B", 4), *version5),
+        # 7 step 10.4: the step is checked first, then the version
+        "kind 7 in version 4, bad step": (patched(kind7_in_v4, grid["offset"], "<e", 0.0), "step", "step"),
+        "kind 7 in version 4, nan step": (patched(kind7_in_v4, grid["offset"], "<e", float("nan")), "step", "step"),
+        "kind 6 on a SIREN weight, version 1": (patched(siren, siren_rec["offset"] + 2, "<B", 6), *version5),
+        "kind 7 on a SIREN weight, version 1": (patched(siren, siren_rec["offset"] + 2, "<B", 7), *version5),
+        "kind 6 on a SIREN weight, version 5": (patched(_patched(siren, 4, "<B", 5), siren_rec["offset"] + 2, "<B", 6),
+                                                *rank),
+        "kind 6 on a latent MLP weight": (patched(np_, mlp["offset"] + 2, "<B", NEIGHBOUR_CONTEXT), *rank),
+        "kind 7 on a latent MLP weight": (patched(np_, mlp["offset"] + 2, "<B", NEIGHBOUR_PREDICT), *rank),
+        "kind 7 on a latent MLP bias": (patched(np_, hdr["records"][-1]["offset"] + 2, "<B", NEIGHBOUR_PREDICT), *rank),
+        "kind 7 on the encoder's MLP": (patched(files["latent-rc"], rc_mlp["offset"] + 2, "<B", NEIGHBOUR_PREDICT),
+                                        *rank),
+        "kind 7 n_classes 0": (patched(np_, grid["offset"] + 3, "<B", 0), *classes),
+        "kind 7 n_classes 1": (patched(np_, grid["offset"] + 3, "<B", 1), *classes),
+        "kind 7 n_classes 17": (patched(np_, grid["offset"] + 3, "<B", 17), *classes),
+        "kind 6 n_classes 1": (patched(nc, nc_grid["offset"] + 3, "<B", 1), *classes),
+        "kind 6 n_classes 255": (patched(nc, nc_grid["offset"] + 3, "<B", 255), *classes),
+        **{f"kind 7 class kind {k}": (patched(np_, grid["classes"][0]["offset"], "<B", k), *class_kind)
+           for k in (4, 5, 6, 7, 8)},
+        **{f"kind 6 last class kind {k}": (patched(nc, nc_grid["classes"][-1]["offset"], "<B", k), *class_kind)
+           for k in (4, 5, 6, 7)},
+        "kind 6, every class ZERO": (_spec_file(5, tiny + struct.pack("<eBBBB", 1.0, NEIGHBOUR_CONTEXT, 2, 0, 0)
+                                                + TINY_ZERO_MLP), *all_zero),
+        "kind 7, every class ZERO": (_spec_file(5, tiny + struct.pack("<eBB", 1.0, NEIGHBOUR_PREDICT, 16) + bytes(16)
+                                                + TINY_ZERO_MLP), *all_zero),
+        "kind 8 in version 5": (patched(np_, grid["offset"] + 2, "<B", 8), "model kind", "not a known model"),
+    }
+    for what, (data, mine, ref) in bad.items():
+        with pytest.raises(SpecError, match=mine):
+            spec_read(data)
+        with pytest.raises(bitstream.InrFormatError, match=ref):
+            bitstream.read_file(data)
+    # the same tiny records with one class not ZERO are valid headers (so the checks above are the reason)
+    for kind in NEIGHBOUR_KINDS:
+        head = tiny + struct.pack("<eBBBBHe", 1.0, kind, 2, 0, LAPLACE, 1, 1.0) + TINY_ZERO_MLP
+        assert spec_records(head, len(tiny), spec_shapes(3, 1, 1, 1, width=3, height=2, latent_levels=1,
+                                                           latent_channels=1), 5)[0]["kind"] == kind
+        assert bitstream.read_header(_spec_file(5, head, b"\0" * 4)).tensors[0].model.kind == kind

@@ -121,7 +121,7 @@ def test_wrong_magic(good):
 
 def test_future_and_past_versions(good):
     body = bytearray(good[:-4])
-    for version, words in ((5, ("version 5", "newer")), (255, ("version 255",)), (0, ("version 0",))):
+    for version, words in ((6, ("version 6", "newer")), (255, ("version 255",)), (0, ("version 0",))):
         body[4] = version
         data = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
         assert_rejected(data, *words)
