@@ -344,6 +344,17 @@ def _decode_plain(decoder, built: _Built, size: int) -> np.ndarray:
     return flat
 
 
+def _decode_groups(decoder, built: list[_Built], classes: np.ndarray) -> np.ndarray:
+    """The values of one row or anti-diagonal of a context-coded tensor (int64), given each position's class:
+    class k's group with class model k, for k = 0, 1, ... in turn (FORMAT.md §6.1); ZERO groups stay 0."""
+    values = np.zeros(classes.size, dtype=np.int64)
+    for k, sub in enumerate(built):
+        where = np.flatnonzero(classes == k)
+        if where.size and sub.model.kind != ZERO:
+            values[where] = _decode_plain(decoder, sub, where.size)
+    return values
+
+
 def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
     """Inverse of _encode_row_context: row by row, each row's classes (and for ROW_PREDICT its
     prediction) from the row decoded above it."""
@@ -355,12 +366,7 @@ def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> 
     for channel in range(channels):
         above = np.zeros(cols, dtype=np.int64)
         for row in range(rows):
-            classes = context_classes(np.abs(above), n_classes)
-            values = np.zeros(cols, dtype=np.int64)
-            for k, sub in enumerate(built):
-                where = np.flatnonzero(classes == k)
-                if where.size and sub.model.kind != ZERO:
-                    values[where] = _decode_plain(decoder, sub, where.size)
+            values = _decode_groups(decoder, built, context_classes(np.abs(above), n_classes))
             if predict:
                 values += row_prediction(above)
                 if np.abs(values).max() > MAX_ABS_LIMIT:
@@ -385,12 +391,7 @@ def _decode_neighbour_context(decoder, model: TensorModel, shape: tuple[int, ...
             i = np.arange(max(0, d - cols + 1), min(rows - 1, d) + 1)  # top to bottom
             j = d - i
             left, above, above_left = padded[i + 1, j], padded[i, j + 1], padded[i, j]
-            classes = neighbour_classes(left, above, above_left, n_classes)
-            values = np.zeros(i.size, dtype=np.int64)
-            for k, sub in enumerate(built):
-                where = np.flatnonzero(classes == k)
-                if where.size and sub.model.kind != ZERO:
-                    values[where] = _decode_plain(decoder, sub, where.size)
+            values = _decode_groups(decoder, built, neighbour_classes(left, above, above_left, n_classes))
             if predict:
                 values += neighbour_prediction(left, above)
                 if np.abs(values).max() > MAX_ABS_LIMIT:

@@ -1031,6 +1031,17 @@ def test_independent_reader_rejects_corruption(files):
         spec_read(files["rgb"] + b"\0")
 
 
+def _assert_both_reject(bad: dict) -> None:
+    """Each case, name -> (file, this reader's message pattern, the reference's): both readers reject the file."""
+    import bitstream
+
+    for what, (data, mine, ref) in bad.items():
+        with pytest.raises(SpecError, match=mine):
+            spec_read(data)
+        with pytest.raises(bitstream.InrFormatError, match=ref):
+            bitstream.read_file(data)
+
+
 def test_row_context_files(files):
     """FORMAT.md 4.3 / 6.1: the real encode's grids re-coded with the reference's choice among the plain and row
     kinds, and the hand-made row-kind grids, as both readers see them."""
@@ -1100,11 +1111,7 @@ def test_row_context_records_are_checked(files):
         "grid kind 7 in version 2": (patched(rc, grid["offset"] + 2, 7), *("needs format version 5",) * 2),
         "grid kind 8": (patched(rc, grid["offset"] + 2, 8), "model kind", "not a known model"),
     }
-    for what, (data, mine, ref) in bad.items():
-        with pytest.raises(SpecError, match=mine):
-            spec_read(data)
-        with pytest.raises(bitstream.InrFormatError, match=ref):
-            bitstream.read_file(data)
+    _assert_both_reject(bad)
 
 
 # --- ROW_PREDICT (kind 5, format version 3) -----------------------------------------------------------
@@ -1223,24 +1230,33 @@ def _overflow_file(top: int) -> bytes:
     return data
 
 
+# (file maker, kind, where the large value lands): ROW_PREDICT's row 1 column 0, NEIGHBOUR_PREDICT's (1, 1)
+PREDICT_OVERFLOW = {"row": (lambda top: _overflow_file(top), ROW_PREDICT, (0, 1, 0)),
+                    "neighbour": (lambda top: _neighbour_overflow_file(top), NEIGHBOUR_PREDICT, (0, 1, 1))}
+
+
+@pytest.mark.parametrize("model", sorted(PREDICT_OVERFLOW))
 @pytest.mark.parametrize("top", [32767, -32767])
-def test_row_predict_values_up_to_32767(top):
-    """FORMAT.md 6.1: decoded values of exactly +-32767 are valid (both readers, same symbols)."""
+def test_predicted_values_up_to_32767(model, top):
+    """FORMAT.md 6.1: decoded values of exactly +-32767 are valid (both readers, same symbols), for ROW_PREDICT
+    and NEIGHBOUR_PREDICT."""
     import bitstream
 
-    data = _overflow_file(top)
+    make, kind, where = PREDICT_OVERFLOW[model]
+    data = make(top)
     hdr, symbols = spec_decode(data)
-    assert hdr["records"][0]["kind"] == ROW_PREDICT and symbols[0][0, 1, 0] == top
+    assert hdr["records"][0]["kind"] == kind and symbols[0][where] == top
     assert np.array_equal(symbols[0], bitstream.read_file(data)[1][0])
 
 
+@pytest.mark.parametrize("model", sorted(PREDICT_OVERFLOW))
 @pytest.mark.parametrize("top", [32768, -32768, 52767])
-def test_row_predict_rejects_values_beyond_32767(top):
-    """FORMAT.md 6.1 / 7 step 12: a ROW_PREDICT value beyond +-32767 (here a difference within its class model's
-    max_abs added to a large prediction) is an error, in both readers."""
+def test_predicted_values_beyond_32767_are_rejected(model, top):
+    """FORMAT.md 6.1 / 7 step 12: a ROW_PREDICT or NEIGHBOUR_PREDICT value beyond +-32767 (here a difference
+    within its class model's max_abs added to a large prediction) is an error, in both readers."""
     import bitstream
 
-    data = _overflow_file(top)
+    data = PREDICT_OVERFLOW[model][0](top)
     with pytest.raises(SpecError, match="beyond"):
         spec_decode(data)
     with pytest.raises(bitstream.InrFormatError, match="beyond"):
@@ -1284,11 +1300,7 @@ def test_row_predict_records_are_checked(files):
         "kind 7 in version 3": (patched(grid["offset"] + 2, "<B", 7), *("needs format version 5",) * 2),
         "kind 8 in version 3": (patched(grid["offset"] + 2, "<B", 8), "model kind", "not a known model"),
     }
-    for what, (data, mine, ref) in bad.items():
-        with pytest.raises(SpecError, match=mine):
-            spec_read(data)
-        with pytest.raises(bitstream.InrFormatError, match=ref):
-            bitstream.read_file(data)
+    _assert_both_reject(bad)
 
 
 # --- NEIGHBOUR_CONTEXT and NEIGHBOUR_PREDICT (kinds 6 and 7, format version 5) -------------------------
@@ -1468,30 +1480,6 @@ def _neighbour_overflow_file(top: int) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("top", [32767, -32767])
-def test_neighbour_predict_values_up_to_32767(top):
-    """FORMAT.md 6.1: decoded values of exactly +-32767 are valid (both readers, same symbols)."""
-    import bitstream
-
-    data = _neighbour_overflow_file(top)
-    hdr, symbols = spec_decode(data)
-    assert hdr["records"][0]["kind"] == NEIGHBOUR_PREDICT and symbols[0][0, 1, 1] == top
-    assert np.array_equal(symbols[0], bitstream.read_file(data)[1][0])
-
-
-@pytest.mark.parametrize("top", [32768, -32768, 52767])
-def test_neighbour_predict_rejects_values_beyond_32767(top):
-    """FORMAT.md 6.1 / 7 step 12: a NEIGHBOUR_PREDICT value beyond +-32767 (here a difference within its class
-    model's max_abs added to a large prediction) is an error, in both readers."""
-    import bitstream
-
-    data = _neighbour_overflow_file(top)
-    with pytest.raises(SpecError, match="beyond"):
-        spec_decode(data)
-    with pytest.raises(bitstream.InrFormatError, match="beyond"):
-        bitstream.read_file(data)
-
-
 def test_neighbour_records_are_checked(files):
     """FORMAT.md 3 / 4.3 / 7 steps 3, 8 and 10.4, checked by both readers: kinds 6 and 7 only in version 5, after
     the step check; only on rank-3 tensors; n_classes 2..16; class kinds 0..3; not every class ZERO."""
@@ -1545,11 +1533,7 @@ def test_neighbour_records_are_checked(files):
                                                 + TINY_ZERO_MLP), *all_zero),
         "kind 8 in version 5": (patched(np_, grid["offset"] + 2, "<B", 8), "model kind", "not a known model"),
     }
-    for what, (data, mine, ref) in bad.items():
-        with pytest.raises(SpecError, match=mine):
-            spec_read(data)
-        with pytest.raises(bitstream.InrFormatError, match=ref):
-            bitstream.read_file(data)
+    _assert_both_reject(bad)
     # the same tiny records with one class not ZERO are valid headers (so the checks above are the reason)
     for kind in NEIGHBOUR_KINDS:
         head = tiny + struct.pack("<eBBBBHe", 1.0, kind, 2, 0, LAPLACE, 1, 1.0) + TINY_ZERO_MLP
