@@ -1031,6 +1031,23 @@ def test_independent_reader_rejects_corruption(files):
         spec_read(files["rgb"] + b"\0")
 
 
+def _assert_same_records_and_symbols(data: bytes, hdr: dict, symbols: list) -> None:
+    """This reader's header fields, tensor records (class models included) and symbols of `data` equal the reference's."""
+    import bitstream
+
+    ref_header, ref_symbols = bitstream.read_file(data)
+    assert {k: hdr[k] for k in _header_fields(ref_header)} == _header_fields(ref_header)
+    assert len(hdr["records"]) == len(ref_header.tensors) == len(symbols) == len(ref_symbols)
+    for rec, ref_rec in zip(hdr["records"], ref_header.tensors):
+        assert rec["step"] == ref_rec.step and rec["kind"] == ref_rec.model.kind
+        if rec["kind"] in CLASS_KINDS:
+            assert [_model_fields(c) for c in rec["classes"]] == [_ref_model_fields(c) for c in ref_rec.model.classes]
+        else:
+            assert _model_fields(rec) == _ref_model_fields(ref_rec.model)
+    for mine, ref in zip(symbols, ref_symbols):
+        assert mine.shape == ref.shape and np.array_equal(mine, ref)
+
+
 def _assert_both_reject(bad: dict) -> None:
     """Each case, name -> (file, this reader's message pattern, the reference's): both readers reject the file."""
     import bitstream
@@ -1158,17 +1175,7 @@ def test_row_predict_files_match_reference(files, name):
     assert data[4] == hdr["version"] == (4 if hdr["latent_sampling"] == 1 else 3)
     kinds = [r["kind"] for r in hdr["records"]]
     assert ROW_PREDICT in kinds, kinds
-    ref_header, ref_symbols = bitstream.read_file(data)
-    assert {k: hdr[k] for k in _header_fields(ref_header)} == _header_fields(ref_header)
-    assert len(hdr["records"]) == len(ref_header.tensors) == len(symbols) == len(ref_symbols)
-    for rec, ref_rec in zip(hdr["records"], ref_header.tensors):
-        assert rec["step"] == ref_rec.step and rec["kind"] == ref_rec.model.kind
-        if rec["kind"] in CLASS_KINDS:
-            assert [_model_fields(c) for c in rec["classes"]] == [_ref_model_fields(c) for c in ref_rec.model.classes]
-        else:
-            assert _model_fields(rec) == _ref_model_fields(ref_rec.model)
-    for mine, ref in zip(symbols, ref_symbols):
-        assert mine.shape == ref.shape and np.array_equal(mine, ref)
+    _assert_same_records_and_symbols(data, hdr, symbols)
     # what each class model coded is the difference from the prediction (6.1): it lies in the class model's range,
     # and is 0 throughout a ZERO class
     for rec, q in zip(hdr["records"], symbols):
@@ -1406,19 +1413,10 @@ def test_neighbour_files_match_reference(files, name):
     kinds = [r["kind"] for r in hdr["records"]]
     assert set(NEIGHBOUR_KINDS) & set(kinds[:hdr["latent_levels"]]), kinds
     assert not set(CLASS_KINDS) & set(kinds[hdr["latent_levels"]:])  # never on an MLP tensor
-    ref_header, ref_symbols = bitstream.read_file(data)
-    assert {k: hdr[k] for k in _header_fields(ref_header)} == _header_fields(ref_header)
-    assert len(hdr["records"]) == len(ref_header.tensors) == len(symbols) == len(ref_symbols)
+    _assert_same_records_and_symbols(data, hdr, symbols)
     names = {NEIGHBOUR_CONTEXT: "neighbour-context", NEIGHBOUR_PREDICT: "neighbour-predict"}
-    for rec, ref_rec, info in zip(hdr["records"], ref_header.tensors, bitstream.read_header(data).to_dict()["tensors"]):
-        assert rec["step"] == ref_rec.step and rec["kind"] == ref_rec.model.kind
+    for rec, info in zip(hdr["records"], bitstream.read_header(data).to_dict()["tensors"]):
         assert info["model"] == names.get(rec["kind"], info["model"])
-        if rec["kind"] in CLASS_KINDS:
-            assert [_model_fields(c) for c in rec["classes"]] == [_ref_model_fields(c) for c in ref_rec.model.classes]
-        else:
-            assert _model_fields(rec) == _ref_model_fields(ref_rec.model)
-    for mine, ref in zip(symbols, ref_symbols):
-        assert mine.shape == ref.shape and np.array_equal(mine, ref)
     # what each class model coded is the symbol (NEIGHBOUR_CONTEXT) or its difference from the prediction
     # (NEIGHBOUR_PREDICT): it lies in the class model's range, and is 0 throughout a ZERO class
     for rec, q in zip(hdr["records"], symbols):
