@@ -239,12 +239,6 @@ def header_bytes(model: TensorModel) -> int:
     return model_param_size(model)
 
 
-def _row_context_model(symbols: np.ndarray, n_classes: int, kinds, *, predict: bool = False) -> tuple[TensorModel | None, int]:
-    """(ROW_CONTEXT or ROW_PREDICT model, its bits: payload + header) with the best plain sub-model per
-    class; (None, 0) when a predicted difference exceeds MAX_ABS_LIMIT."""
-    return _context_model(symbols, n_classes, kinds, ROW_PREDICT if predict else ROW_CONTEXT)
-
-
 def _context_model(symbols: np.ndarray, n_classes: int, kinds, kind: int) -> tuple[TensorModel | None, int]:
     """(model of context kind `kind`, its bits: payload + header) with the best plain sub-model per class,
     measured on each class's symbols apart; (None, 0) when a predicted difference exceeds MAX_ABS_LIMIT."""

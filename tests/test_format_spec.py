@@ -664,7 +664,7 @@ def _row_predict_file() -> bytes:
     neighbour kind), which must be ROW_PREDICT, grid 1 with a 16-class ROW_PREDICT model built directly (the
     reference's own per-class fit), the MLP with plain models."""
     import bitstream
-    from bitstream.entropy import _row_context_model
+    from bitstream.entropy import _context_model
 
     rng = np.random.default_rng(5)
     shapes = spec_shapes(3, 6, 2, 3, width=40, height=24, latent_levels=2, latent_channels=2)
@@ -672,7 +672,7 @@ def _row_predict_file() -> bytes:
     symbols += [rng.integers(-40, 41, size=s).astype(np.int32) for s in shapes[2:]]
     grid0 = bitstream.choose_model(symbols[0], kinds=PLAIN_KINDS + ROW_KINDS)
     assert grid0.kind == ROW_PREDICT, grid0.kind
-    grid1, _ = _row_context_model(symbols[1], 16, None, predict=True)
+    grid1, _ = _context_model(symbols[1], 16, None, ROW_PREDICT)
     assert grid1.kind == ROW_PREDICT and len(grid1.classes) == 16
     records = [bitstream.TensorRecord(2.0**-4, grid0), bitstream.TensorRecord(2.0**-3, grid1)]
     records += [bitstream.TensorRecord(2.0**-6, bitstream.choose_model(q)) for q in symbols[2:]]

@@ -430,13 +430,13 @@ def test_row_prediction_is_the_floored_weighted_mean_of_the_row_above():
 
 
 def test_row_predict_model_round_trips_and_pays_on_a_smooth_grid():
-    from bitstream.entropy import (PLAIN_KINDS, ROW_KINDS, ROW_PREDICT, _row_context_model, decode_tensors,
+    from bitstream.entropy import (PLAIN_KINDS, ROW_CONTEXT, ROW_KINDS, ROW_PREDICT, _context_model, decode_tensors,
                                    encode_tensors, measure_bits)
 
     q = _smooth_grid_symbols()
     model = choose_model(q, kinds=PLAIN_KINDS + ROW_KINDS)
     assert model.kind == ROW_PREDICT and len(model.classes) == 6
-    context = _row_context_model(q, 6, None)[0]  # the same classes, coding the symbols themselves
+    context = _context_model(q, 6, None, ROW_CONTEXT)[0]  # the same classes, coding the symbols themselves
     assert measure_bits(q, model) < 0.8 * measure_bits(q, context)
     payload = encode_tensors([q], [model])
     assert np.array_equal(decode_tensors(payload, [model], [q.shape])[0], q)
@@ -453,11 +453,11 @@ def _one_grid_file(q: np.ndarray, model: TensorModel) -> bytes:
 def test_files_are_version_3_only_when_a_grid_uses_row_predict():
     import zlib
 
-    from bitstream.entropy import ROW_CONTEXT, ROW_PREDICT, _row_context_model
+    from bitstream.entropy import ROW_CONTEXT, ROW_PREDICT, _context_model
 
     q = _smooth_grid_symbols()
-    predicted = _one_grid_file(q, _row_context_model(q, 6, None, predict=True)[0])
-    plain_context = _one_grid_file(q, _row_context_model(q, 6, None)[0])
+    predicted = _one_grid_file(q, _context_model(q, 6, None, ROW_PREDICT)[0])
+    plain_context = _one_grid_file(q, _context_model(q, 6, None, ROW_CONTEXT)[0])
     assert predicted[4] == 3 and plain_context[4] == 2
     assert bitstream.read_header(predicted).tensors[0].model.kind == ROW_PREDICT
     assert bitstream.read_header(plain_context).tensors[0].model.kind == ROW_CONTEXT
