@@ -62,11 +62,11 @@ def main(argv=None) -> int:
     latent_bpp = 8 * (budget - fixed) / (width * height)
     trace: list = []
     t0 = time.time()
-    le.fit(model, coords, target, steps=a.steps, lr=a.lr, lam=le.initial_lambda(latent_bpp), latent_bpp_target=latent_bpp,
+    *_, synth_steps = le.fit(model, coords, target, steps=a.steps, lr=a.lr, lam=le.initial_lambda(latent_bpp), latent_bpp_target=latent_bpp,
            deadline=None, progress=Progress(enabled=False), batch_pixels=a.batch,
            generator=torch.Generator().manual_seed(0), trace=trace)
     fit_seconds = time.time() - t0
-    data, step = le.fit_to_budget(model, budget)
+    data, step = le.fit_to_budget(model, budget, synth_steps=synth_steps)
     print(json.dumps({"image": a.image.rsplit("/", 1)[-1], "target_bpp": a.bpp, "steps": a.steps, "batch": a.batch,
                       "lr": a.lr, "set": a.set, "bpp": round(8 * len(data) / (width * height), 4),
                       "psnr": round(psnr(decode_array(data), pixels), 2), "latent_step": step,

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 import bitstream
 from bitstream import Header, LatentGrid, TensorRecord, choose_model
 from bitstream.architectures import SAMPLING_IDS
-from bitstream.entropy import NEIGHBOUR_CLASSES
+from bitstream.entropy import NEIGHBOUR_CLASSES, header_bytes, measure_bits
 
 from .config import DEFAULT_CPU_TIME_BUDGET, EncoderConfig
 from .decoder import decode_array
@@ -42,6 +42,11 @@ MLP_LR_FACTOR = 0.5  #: the MLP and the rate model learn at this share of the la
 FINAL_FRACTION = 0.05  #: share of the steps on rounded latents and quantized synthesis weights (kodim01, 0.3 bpp,
 #: 1000 steps: 0.2 -> 0.275 bpp / 23.16 dB, 0.1 -> 0.298 / 23.88, 0.05 -> 0.294 / 24.03)
 SYNTH_STEP, SYNTH_OUTPUT_STEP = 2.0**-8, 2.0**-6  #: quantization steps of the MLP's hidden and output layers
+#: (hidden, output) multiples of those steps the fit tries when its rounding phase starts, keeping the one of least
+#: whole-image MSE + lambda x the MLP's coded bits per pixel (the MLP was 13 % of a 0.15 bpp Kodak file at 1 / 1;
+#: requantizing kodim01's 0.15 bpp file at 4 / 1 saved 206 of its 7,187 bytes for 0.02 dB, README)
+SYNTH_STEP_FACTORS = ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2), (8, 2))
+SYNTH_CHOICE_PIXELS = 262_144  #: at most this many pixels (evenly spaced) score each choice
 #: lambda for a latent rate of r bits per pixel, fitted to benchmarks/results/latent_probe/ (kodim23,
 #: 400 steps: lambda 0.0005 -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**1.7
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
@@ -202,16 +207,50 @@ def plan_latent_steps(cfg: EncoderConfig, *, batch_pixels: int, latents: int, de
     return min(MAX_STEPS, max(MIN_STEPS, int(budget * PLAN_SHARE / per_step))), budget
 
 
-def synthesis_steps(n_tensors: int) -> list[float]:
-    """Quantization steps of the MLP's tensors (file order): the output layer's are coarser."""
-    return [SYNTH_OUTPUT_STEP if i >= n_tensors - 2 else SYNTH_STEP for i in range(n_tensors)]
+def synthesis_steps(n_tensors: int, factors: tuple[int, int] = (1, 1)) -> list[float]:
+    """Quantization steps of the MLP's tensors (file order): SYNTH_STEP x factors[0] for the hidden layers,
+    the (coarser) SYNTH_OUTPUT_STEP x factors[1] for the output layer."""
+    hidden, output = factors
+    return [SYNTH_OUTPUT_STEP * output if i >= n_tensors - 2 else SYNTH_STEP * hidden for i in range(n_tensors)]
 
 
-def serialize(model: LatentGridInr, latent_step: float, *, entropy_models=None) -> bytes:
-    """The `.inr` file of `model` with its latents quantized at `latent_step` (a float16 value)."""
+def coded_bits(tensors, steps, *, entropy_models=None) -> int:
+    """Bits the tensors take quantized at `steps`, each with the model the file would give it (header included)."""
+    total = 0
+    for tensor, step in zip(tensors, steps):
+        symbols = quantize(tensor, step)
+        model = choose_model(symbols, kinds=entropy_models)
+        total += measure_bits(symbols, model) + 8 * header_bytes(model)
+    return total
+
+
+def choose_synthesis_steps(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, lam: float, *,
+                           entropy_models=None) -> list[float]:
+    """The MLP's quantization steps (one of SYNTH_STEP_FACTORS) of least MSE + lam x its bits per pixel,
+    the MSE of rounded latents and the quantized MLP on evenly spaced pixels of the image."""
+    n_pix = coords.shape[0]
+    idx = torch.arange(0, n_pix, max(1, -(-n_pix // SYNTH_CHOICE_PIXELS)), device=coords.device)
+    mlp = model.parameters_in_file_order()[model.grid.levels:]
+    with torch.no_grad():
+        features = model.features(coords[idx], [torch.round(g) for g in model.latents])
+        best = None
+        for factors in SYNTH_STEP_FACTORS:
+            steps = synthesis_steps(len(mlp), factors)
+            out = model.synthesis(features, [fake_quantize(p, s) for p, s in zip(mlp, steps)])
+            cost = float(torch.mean((out - target[idx]) ** 2)) + lam * coded_bits(mlp, steps, entropy_models=entropy_models) / n_pix
+            if best is None or cost < best[0]:
+                best = (cost, steps)
+    return best[1]
+
+
+def serialize(model: LatentGridInr, latent_step: float, *, synth_steps: list[float] | None = None,
+              entropy_models=None) -> bytes:
+    """The `.inr` file of `model` with its latents quantized at `latent_step` (a float16 value) and its
+    MLP at `synth_steps` (file order; default synthesis_steps)."""
     grid = model.grid
     params = model.parameters_in_file_order()
-    steps = [latent_step] * grid.levels + synthesis_steps(len(params) - grid.levels)
+    mlp_steps = synthesis_steps(len(params) - grid.levels) if synth_steps is None else list(synth_steps)
+    steps = [latent_step] * grid.levels + mlp_steps
     symbols = [quantize(p, s) for p, s in zip(params, steps)]
     records = [TensorRecord(s, choose_model(q, kinds=entropy_models)) for s, q in zip(steps, symbols)]
     header = Header(width=grid.width, height=grid.height, channels=model.layers[-1].out_features,
@@ -221,13 +260,14 @@ def serialize(model: LatentGridInr, latent_step: float, *, entropy_models=None) 
     return bitstream.write_file(header, symbols)
 
 
-def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, entropy_models=None) -> tuple[bytes, float]:
+def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, synth_steps: list[float] | None = None,
+                  entropy_models=None) -> tuple[bytes, float]:
     """(file, latent step): step 1, or the finest step in LATENT_STEP_RANGE whose file fits the budget."""
     lo, hi = LATENT_STEP_RANGE
-    data = serialize(model, lo, entropy_models=entropy_models)
+    data = serialize(model, lo, synth_steps=synth_steps, entropy_models=entropy_models)
     if budget_bytes is None or len(data) <= budget_bytes:
         return data, lo
-    coarsest = serialize(model, hi, entropy_models=entropy_models)
+    coarsest = serialize(model, hi, synth_steps=synth_steps, entropy_models=entropy_models)
     if len(coarsest) > budget_bytes:
         return coarsest, hi
     best = (coarsest, hi)
@@ -235,7 +275,7 @@ def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, entropy_mod
         mid = float16_at_least(0.5 * (lo + hi))
         if mid in (lo, hi):
             break
-        data = serialize(model, mid, entropy_models=entropy_models)
+        data = serialize(model, mid, synth_steps=synth_steps, entropy_models=entropy_models)
         if len(data) <= budget_bytes:
             hi, best = mid, (data, mid)
         else:
@@ -258,12 +298,14 @@ def flat_file(pixels: np.ndarray, grid: LatentGrid, *, entropy_models=None) -> b
 def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, steps: int, lr: float, lam: float,
         latent_bpp_target: float | None, deadline: float | None, progress: Progress, batch_pixels: int,
         generator: torch.Generator, trace: list | None = None,
-        coded_latent_bpp=None) -> tuple[int, bool, float]:
+        coded_latent_bpp=None, entropy_models=None) -> tuple[int, bool, float, list[float]]:
     """Rate-distortion training of `model` in place: the distortion on `batch_pixels` random pixels per
     step (the whole image when it has no more), the rate on every latent. `trace`, if given, receives
     20 snapshots of lambda, the estimated latent rate and the batch PSNR. `coded_latent_bpp`, if given,
-    returns the rate the entropy coder gives the current latents: at CALIBRATE_AT of the steps the
-    controller rescales its estimate to it. Returns (steps run, stopped by the cap, final lambda)."""
+    returns the rate the entropy coder gives the current latents with the MLP quantized at the steps it
+    is passed: at CALIBRATE_AT of the steps the controller rescales its estimate to it. At those points and
+    when the rounding phase starts, the MLP's quantization steps are chosen anew (choose_synthesis_steps);
+    the rounding phase trains at the last choice. Returns (steps run, stopped by the cap, final lambda, the MLP's quantization steps)."""
     levels = model.grid.levels
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
@@ -280,6 +322,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     log_lam = math.log(lam)
     # the first rate check at or after each point calibrates (checks fall on every CONTROL_EVERY-th step)
     calibrate_at = sorted({int(steps * f) for f in CALIBRATE_AT} | {final_from}) if coded_latent_bpp is not None else []
+    choose_at = set(calibrate_at) | {final_from}
     coded_per_estimated = 1.0
     t0 = time.monotonic()
     done, capped = 0, False
@@ -291,6 +334,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         for group, base in zip(opt.param_groups, bases):
             group["lr"] = base * decay
         rounding = step >= final_from
+        if step in choose_at:  # before the controller's calibrations, so they count the MLP's bits at these steps
+            mlp_steps = choose_synthesis_steps(model, coords, target, math.exp(log_lam), entropy_models=entropy_models)
         if rounding:
             used = [g + (torch.round(g) - g).detach() for g in latents]
             weights = [fake_quantize(p, s) for p, s in zip(mlp_in_file_order, mlp_steps)]
@@ -315,7 +360,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
                 rounded = float(sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents))) / n_pix
             if calibrate_at and step >= calibrate_at[0]:
-                coded_per_estimated = coded_latent_bpp() / max(rounded, 1e-6)
+                coded_per_estimated = coded_latent_bpp(mlp_steps) / max(rounded, 1e-6)
                 calibrate_at = [c for c in calibrate_at if c > step]
             error = math.log(max(rounded * coded_per_estimated, 1e-6) / latent_bpp_target)
             gain = CONTROL_EVERY * CONTROL_TOTAL / steps * (ROUNDING_CONTROL_FACTOR if rounding else 1.0)
@@ -329,7 +374,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
                             psnr=mse_to_psnr(float(mse.detach())), left=elapsed / done * (steps - done),
                             force=done in (1, steps))
     progress.close()
-    return done, capped, math.exp(log_lam)
+    return done, capped, math.exp(log_lam), mlp_steps
 
 
 def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
@@ -363,13 +408,15 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
         lam = initial_lambda(latent_bpp)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    def coded_latent_bpp() -> float:  # the real file's size at latent step 1, less the header and MLP estimate
-        return max(1e-6, 8 * (len(serialize(model, 1.0, entropy_models=cfg.entropy_models)) - fixed) / (width * height))
+    def coded_latent_bpp(synth_steps: list[float]) -> float:  # the real file's size at latent step 1, less the header and MLP estimate
+        data = serialize(model, 1.0, synth_steps=synth_steps, entropy_models=cfg.entropy_models)
+        return max(1e-6, 8 * (len(data) - fixed) / (width * height))
 
-    run_steps, capped, lam = fit(model, coords, target, steps=steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp,
-                                 deadline=deadline, progress=progress, batch_pixels=batch, generator=generator,
-                                 coded_latent_bpp=None if budget_bytes is None else coded_latent_bpp)
-    data, latent_step = fit_to_budget(model, budget_bytes, entropy_models=cfg.entropy_models)
+    run_steps, capped, lam, synth_steps = fit(
+        model, coords, target, steps=steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp, deadline=deadline,
+        progress=progress, batch_pixels=batch, generator=generator, entropy_models=cfg.entropy_models,
+        coded_latent_bpp=None if budget_bytes is None else coded_latent_bpp)
+    data, latent_step = fit_to_budget(model, budget_bytes, synth_steps=synth_steps, entropy_models=cfg.entropy_models)
     if budget_bytes is not None and len(data) > budget_bytes and cfg.bpp is not None:
         raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest latent-grid file is "
                           f"{len(data)} bytes ({8 * len(data) / (width * height):.3f} bpp)")
