@@ -616,3 +616,110 @@ def test_auto_encodes_a_small_image_at_a_high_rate_with_the_latent_grids():
     assert auto.arch == "latent" and bitstream.read_header(auto.data).arch == LATENT
     low = encode_pixels(pixels, EncoderConfig(bpp=1.0, steps=30, device="cpu"))
     assert low.arch == "siren" and bitstream.read_header(low.data).arch == SIREN
+
+
+def _trained_like_model(seed: int = 0):
+    """A 24 x 32 latent model with random latents and MLP, and the pixel centres and a target image."""
+    from codec import latent_encoder as le
+    from codec.coords import grid as pixel_centres
+
+    torch.manual_seed(seed)
+    grid = LatentGrid(width=32, height=24, levels=3, channels=1)
+    model = LatentGridInr(channels=3, hidden_width=le.SYNTH_WIDTH, hidden_layers=le.SYNTH_LAYERS, grid=grid)
+    with torch.no_grad():
+        for g in model.latents:
+            g.normal_(0, 3)
+    coords = pixel_centres(24, 32)
+    target = torch.tanh(model(coords).detach() + 0.1 * torch.randn(24 * 32, 3))
+    return model, coords, target
+
+
+def test_synthesis_steps_scale_the_hidden_and_output_steps_apart():
+    from codec import latent_encoder as le
+
+    assert le.synthesis_steps(6) == [2.0**-8] * 4 + [2.0**-6] * 2
+    assert le.synthesis_steps(6, (4, 2)) == [2.0**-6] * 4 + [2.0**-5] * 2
+
+
+def test_the_mlp_steps_are_chosen_by_mse_plus_lambda_times_their_bits():
+    """lambda 0 takes the candidate of least MSE, a huge lambda the one of fewest bits, and each choice is
+    the least cost of all candidates, as measured here apart."""
+    from codec import latent_encoder as le
+
+    model, coords, target = _trained_like_model()
+    mlp = model.parameters_in_file_order()[model.grid.levels:]
+    features = model.features(coords, [torch.round(g) for g in model.latents]).detach()
+
+    def mse_and_bits(factors):
+        steps = le.synthesis_steps(len(mlp), factors)
+        with torch.no_grad():
+            out = model.synthesis(features, [le.fake_quantize(p, s) for p, s in zip(mlp, steps)])
+        return float(torch.mean((out - target) ** 2)), le.coded_bits(mlp, steps)
+
+    measured = {f: mse_and_bits(f) for f in le.SYNTH_STEP_FACTORS}
+    assert len({bits for _, bits in measured.values()}) > 1 and len({m for m, _ in measured.values()}) > 1
+    n_pix = coords.shape[0]
+    for lam in (0.0, 1e-4, 1e-3, 1e-2, 1e6):
+        chosen = le.choose_synthesis_steps(model, coords, target, lam)
+        factors = next(f for f in le.SYNTH_STEP_FACTORS if le.synthesis_steps(len(mlp), f) == chosen)
+        costs = {f: m + lam * b / n_pix for f, (m, b) in measured.items()}
+        assert costs[factors] == pytest.approx(min(costs.values()), rel=1e-6)
+    fewest = min(le.SYNTH_STEP_FACTORS, key=lambda f: measured[f][1])
+    assert le.choose_synthesis_steps(model, coords, target, 1e6) == le.synthesis_steps(len(mlp), fewest)
+
+
+def test_the_file_stores_the_mlp_at_the_steps_the_fit_chose(latent_file):
+    pixels, result = latent_file
+    header, _ = bitstream.read_file(result.data)
+    from codec import latent_encoder as le
+
+    mlp_steps = [r.step for r in header.tensors[header.latent_levels:]]
+    assert mlp_steps in [le.synthesis_steps(len(mlp_steps), f) for f in le.SYNTH_STEP_FACTORS]
+
+
+@pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
+@pytest.mark.parametrize("n_out,cells", [(8, 4), (13, 4), (32, 4), (12, 12), (9, 2)])
+def test_each_pixel_reads_at_most_one_latent_of_a_phase(sampling, n_out, cells):
+    """The premise of the grouped rounding: of the cells that one pixel centre reads (nonzero weight),
+    exactly one has each index modulo the tap span, and axis_owners names it."""
+    from codec.latent_rounding import axis_owners, tap_span
+    from codec.numpy_nets import axis_taps
+
+    span = tap_span(n_out, cells, sampling)
+    indices, weights = axis_taps(n_out, cells, np.dtype(np.float64), sampling)
+    if span == 1:  # a cell per pixel: each centre reads its own cell, the rest is float rounding
+        assert np.all(axis_owners(n_out, cells, sampling, 1, 0) == np.arange(n_out))
+        assert np.all(np.sort(np.abs(weights), axis=0)[:-1] < 1e-12)
+        return
+    for phase in range(span):
+        owners = axis_owners(n_out, cells, sampling, span, phase)
+        for p in range(n_out):
+            read = {int(i) for i, w in zip(indices[:, p], weights[:, p]) if w != 0 and i % span == phase}
+            assert len(read) <= 1
+            assert owners[p] == (read.pop() if read else -1)
+
+
+def test_rd_rounding_at_lambda_zero_only_lowers_the_image_error():
+    """With lambda 0 a move is kept only where it lowers the squared error of the pixels it changes, and
+    latents moved together change disjoint pixels, so the whole image's error falls by exactly the sum."""
+    from codec import latent_encoder as le
+    from codec.latent_rounding import rd_round
+
+    model, coords, _ = _trained_like_model(seed=1)
+    target = model(coords).detach()  # the unrounded latents' image: rounding moves away from it
+    steps = le.synthesis_steps(len(model.parameters_in_file_order()) - model.grid.levels)
+    mlp = model.parameters_in_file_order()[model.grid.levels:]
+
+    def error(latents):
+        with torch.no_grad():
+            out = model.synthesis(model.features(coords, latents), [le.fake_quantize(p, s) for p, s in zip(mlp, steps)])
+            return float(((out - target) ** 2).sum())
+
+    plain = [torch.round(g.detach()) for g in model.latents]
+    moved_latents, moved = rd_round(model, target, 0.0, steps, n_classes=8)
+    assert moved > 0
+    assert error(moved_latents) < error(plain)
+    changed = sum(int((a != b).sum()) for a, b in zip(moved_latents, plain))
+    assert changed == moved
+    for a, b in zip(moved_latents, plain):
+        assert torch.all((a - b).abs() <= 1) and torch.all(a.abs() <= b.abs())

@@ -1,0 +1,134 @@
+"""Rate-distortion optimised rounding of a fitted latent-grid model's latents (encoder side only).
+
+Rounding every latent to its nearest integer is what the fit's last phase trains for, but it is not
+the cheapest file of its quality: a latent rounded away from zero costs bits that the picture may not
+need. As the RDOQ of video encoders does, `rd_round` tries moving rounded latents one step towards
+zero and keeps each move that lowers MSE + lambda x bits, with lambda the fit's own trade-off:
+
+- the distortion change is measured exactly on the whole image, for many latents at once: a latent
+  of a coarse grid changes only the pixels whose interpolation taps read it, so the latents of one
+  grid whose row and column indices are equal modulo the tap span (2 cells bilinear, 4 bicubic;
+  1 where the grid has a cell per pixel) change disjoint sets of pixels, and one evaluation of the
+  image gives each of them its own change;
+- the rate change is the latent's code length under its neighbour-context class (the classes of
+  bitstream's NEIGHBOUR_CONTEXT), from each class's histogram of the rounded grid; the effect of a
+  move on its neighbours' classes and predictions is left out, and the caller keeps the moved
+  latents only when the real file's MSE + lambda x rate is lower.
+
+Nothing here changes the format: the file stores integers as before, just other ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import bitstream
+
+from .latentgrid import LatentGridInr
+from .numpy_nets import axis_taps
+from .quantization import fake_quantize
+
+
+def tap_span(n_out: int, cells: int, sampling: int) -> int:
+    """Cells apart that two latents of one grid axis must be for no pixel centre to read both."""
+    if cells == n_out:
+        return 1  # a cell per pixel: each centre reads its own cell only (weight 1, the others 0)
+    return 2 if sampling == bitstream.BILINEAR else 4
+
+
+def axis_owners(n_out: int, cells: int, sampling: int, span: int, phase: int) -> np.ndarray:
+    """For each of the n_out pixel centres along an axis, the one cell with index % span == phase that
+    its sampling reads with a nonzero weight, or -1. Span 1 (a cell per pixel): the cell of the largest
+    weight (the neighbours' weights are float rounding, below 1e-15)."""
+    indices, weights = axis_taps(n_out, cells, np.dtype(np.float64), sampling)
+    if span == 1:
+        return indices[np.argmax(weights, axis=0), np.arange(n_out)]
+    owners = np.full(n_out, -1, dtype=np.int64)
+    for index, weight in zip(indices, weights):
+        hit = (index % span == phase) & (weight != 0)
+        owners[hit] = index[hit]
+    return owners
+
+
+def class_code_lengths(symbols: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(classes of a (rows, columns) integer grid, bits table [class, value + offset], offset): each
+    class's empirical code length of every value from -offset to offset, counts smoothed by 1/2."""
+    from .latent_encoder import context_classes  # imports this module
+
+    classes = context_classes(symbols[None], n_classes)[0]
+    offset = int(symbols.abs().max()) + 1
+    width = 2 * offset + 1
+    counts = torch.bincount((classes * width + symbols.long() + offset).reshape(-1),
+                            minlength=n_classes * width).reshape(n_classes, width).double() + 0.5
+    return classes, -torch.log2(counts / counts.sum(dim=1, keepdim=True)), offset
+
+
+def _level_column(model: LatentGridInr, matrices, level: int, grid: torch.Tensor) -> torch.Tensor:
+    """The (pixels, channels) features of one grid at every pixel centre of the model's image."""
+    channels, rows, cols = grid.shape
+    if rows == model.grid.height and cols == model.grid.width:
+        return grid.reshape(channels, -1).T
+    row_matrix, col_matrix = matrices[level]
+    return (row_matrix @ grid @ col_matrix.T).reshape(channels, -1).T
+
+
+def rd_round(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps: list[float], *,
+             n_classes: int) -> tuple[list[torch.Tensor], int]:
+    """(rounded latents after the moves, number of latents moved): one pass over every grid, finest first,
+    moving latents one step towards zero where MSE + lam x bits per pixel falls (see the module's doc).
+    `target` holds the image's values at its pixel centres, row by row, as the fit saw them; the MLP is
+    evaluated quantized at `synth_steps` (file order), as the decoder will."""
+    grid_dims = model.grid
+    height, width, sampling = grid_dims.height, grid_dims.width, grid_dims.sampling
+    out_channels = target.shape[1]
+    device = target.device
+    mlp = model.parameters_in_file_order()[grid_dims.levels:]
+    moved = 0
+    with torch.no_grad():
+        weights = [fake_quantize(p, s) for p, s in zip(mlp, synth_steps)]
+        matrices = model.image_matrices(device)
+        rounded = [torch.round(g.detach()) for g in model.latents]
+        columns = [_level_column(model, matrices, l, q) for l, q in enumerate(rounded)]
+
+        def pixel_errors(cols, pixels=None) -> torch.Tensor:  # squared error of each pixel (of `pixels`)
+            want = target if pixels is None else target[pixels]
+            return ((model.synthesis(torch.cat(cols, dim=1), weights) - want) ** 2).sum(dim=1)
+
+        errors = pixel_errors(columns)
+        for level, q in enumerate(rounded):
+            channels, rows, cols = q.shape
+            row_span, col_span = tap_span(height, rows, sampling), tap_span(width, cols, sampling)
+            for channel in range(channels):
+                for row_phase in range(row_span):
+                    row_owner = torch.from_numpy(axis_owners(height, rows, sampling, row_span, row_phase)).to(device)
+                    for col_phase in range(col_span):
+                        plane = q[channel]
+                        chosen = torch.zeros_like(plane, dtype=torch.bool)
+                        chosen[row_phase::row_span, col_phase::col_span] = True
+                        candidates = chosen & (plane != 0)
+                        if not bool(candidates.any()):
+                            continue
+                        col_owner = torch.from_numpy(axis_owners(width, cols, sampling, col_span, col_phase)).to(device)
+                        moved_plane = torch.where(candidates, plane - torch.sign(plane), plane)
+                        trial = q.clone()
+                        trial[channel] = moved_plane
+                        trial_columns = list(columns)
+                        trial_columns[level] = _level_column(model, matrices, level, trial)
+                        owner = (row_owner[:, None] * cols + col_owner[None, :]).reshape(-1)
+                        owned = ((row_owner[:, None] >= 0) & (col_owner[None, :] >= 0)).reshape(-1)
+                        # only the pixels a candidate owns can change
+                        pixels = torch.nonzero(owned & candidates.reshape(-1)[owner.clamp_min(0)]).reshape(-1)
+                        trial_errors = pixel_errors([c[pixels] for c in trial_columns], pixels)
+                        d_error = torch.bincount(owner[pixels], weights=(trial_errors - errors[pixels]).double(),
+                                                 minlength=rows * cols).reshape(rows, cols)
+                        classes, bits, offset = class_code_lengths(plane, n_classes)
+                        d_bits = bits[classes, moved_plane.long() + offset] - bits[classes, plane.long() + offset]
+                        accept = candidates & (d_error / out_channels + lam * d_bits < 0)
+                        if not bool(accept.any()):
+                            continue
+                        q[channel] = torch.where(accept, moved_plane, plane)
+                        columns[level] = _level_column(model, matrices, level, q)
+                        kept = accept.reshape(-1)[owner[pixels]]
+                        errors[pixels[kept]] = trial_errors[kept]
+                        moved += int(accept.sum())
+    return rounded, moved
