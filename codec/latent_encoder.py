@@ -52,6 +52,8 @@ SYNTH_CHOICE_PIXELS = 262_144  #: at most this many pixels (evenly spaced) score
 #: after the fit, move rounded latents towards zero where MSE + lambda x bits falls (codec.latent_rounding);
 #: kodim23 at 0.3 bpp, 2,702 steps: 13,151 -> 12,904 bytes and 33.29 -> 33.57 dB (README)
 RD_ROUNDING = True
+RD_ROUNDING_MOVES = ("towards-zero",)  #: the move sets tried (codec.latent_rounding.MOVES), the best file kept; "either" too: README
+RD_ROUNDING_SWEEPS = 1  #: passes over the grids per move set (each from the last one's latents)
 #: lambda for a latent rate of r bits per pixel, fitted to benchmarks/results/latent_probe/ (kodim23,
 #: 400 steps: lambda 0.0005 -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**1.7
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
@@ -296,25 +298,42 @@ def file_cost(data: bytes, pixels: np.ndarray, lam: float, device) -> float:
 
 
 def round_latents_for_rate(model: LatentGridInr, target: torch.Tensor, pixels: np.ndarray, lam: float,
-                           synth_steps: list[float], *, device, entropy_models=None) -> int:
-    """Replace the model's latents by their rate-distortion optimised rounding (codec.latent_rounding)
-    when that lowers the real file's MSE + lam x rate (both files at latent step 1); returns the number
-    of latents moved (0 when the moves were not kept)."""
-    before = serialize(model, 1.0, synth_steps=synth_steps, entropy_models=entropy_models)
-    kept = [g.detach().clone() for g in model.latents]
-    rounded, moved = rd_round(model, target, lam, synth_steps, n_classes=NEIGHBOUR_CLASSES)
-    if not moved:
-        return 0
-    with torch.no_grad():
-        for g, q in zip(model.latents, rounded):
-            g.copy_(q)
-    after = serialize(model, 1.0, synth_steps=synth_steps, entropy_models=entropy_models)
-    if file_cost(after, pixels, lam, device) < file_cost(before, pixels, lam, device):
-        return moved
-    with torch.no_grad():
-        for g, k in zip(model.latents, kept):
-            g.copy_(k)
-    return 0
+                           synth_steps: list[float], *, device, budget_bytes: int | None = None,
+                           entropy_models=None) -> tuple[int, str]:
+    """Replace the model's latents by a rate-distortion optimised rounding (codec.latent_rounding): of the
+    plain rounding and each of RD_ROUNDING_MOVES (RD_ROUNDING_SWEEPS passes each), the one whose real file
+    (latent step 1) has the least MSE + lam x rate, among those within `budget_bytes` when the plain
+    rounding is (a larger file would have its latents' step coarsened, which costs more than the moves
+    gain). Returns (latents moved, the moves kept: "" for the plain rounding)."""
+    start = [g.detach().clone() for g in model.latents]
+
+    def use(latents) -> None:
+        with torch.no_grad():
+            for g, q in zip(model.latents, latents):
+                g.copy_(q)
+
+    def file_of() -> bytes:
+        return serialize(model, 1.0, synth_steps=synth_steps, entropy_models=entropy_models)
+
+    plain = file_of()
+    limit = budget_bytes if budget_bytes is not None and len(plain) <= budget_bytes else None
+    best = (file_cost(plain, pixels, lam, device), 0, "", [torch.round(g) for g in start])
+    for moves in RD_ROUNDING_MOVES:
+        use(start)
+        moved = 0
+        for _ in range(RD_ROUNDING_SWEEPS):
+            rounded, moved_now = rd_round(model, target, lam, synth_steps, n_classes=NEIGHBOUR_CLASSES, moves=moves)
+            use(rounded)
+            moved += moved_now
+            if not moved_now:
+                break
+        data = file_of()
+        if moved and (limit is None or len(data) <= limit):
+            cost = file_cost(data, pixels, lam, device)
+            if cost < best[0]:
+                best = (cost, moved, moves, rounded)
+    use(best[3])
+    return best[1], best[2]
 
 
 def flat_file(pixels: np.ndarray, grid: LatentGrid, *, entropy_models=None) -> bytes:
@@ -451,10 +470,10 @@ def encode_latent(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
         progress=progress, batch_pixels=batch, generator=generator, entropy_models=cfg.entropy_models,
         coded_latent_bpp=None if budget_bytes is None else coded_latent_bpp)
     if RD_ROUNDING and not capped:
-        moved = round_latents_for_rate(model, target, pixels, lam, synth_steps, device=device,
-                                       entropy_models=cfg.entropy_models)
+        moved, moves = round_latents_for_rate(model, target, pixels, lam, synth_steps, device=device,
+                                              budget_bytes=budget_bytes, entropy_models=cfg.entropy_models)
         if moved:
-            progress.message(f"rate-distortion rounding moved {moved} latents towards zero")
+            progress.message(f"rate-distortion rounding moved {moved} latents ({moves})")
     data, latent_step = fit_to_budget(model, budget_bytes, synth_steps=synth_steps, entropy_models=cfg.entropy_models)
     if budget_bytes is not None and len(data) > budget_bytes and cfg.bpp is not None:
         raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest latent-grid file is "

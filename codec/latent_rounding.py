@@ -2,8 +2,9 @@
 
 Rounding every latent to its nearest integer is what the fit's last phase trains for, but it is not
 the cheapest file of its quality: a latent rounded away from zero costs bits that the picture may not
-need. As the RDOQ of video encoders does, `rd_round` tries moving rounded latents one step towards
-zero and keeps each move that lowers MSE + lambda x bits, with lambda the fit's own trade-off:
+need, and one rounded the other way may give a better picture. As the RDOQ of video encoders does,
+`rd_round` tries moving rounded latents one step (towards zero, or down and up) and keeps each move that
+lowers MSE + lambda x bits, with lambda the fit's own trade-off:
 
 - the distortion change is measured exactly on the whole image, for many latents at once: a latent
   of a coarse grid changes only the pixels whose interpolation taps read it, so the latents of one
@@ -72,12 +73,17 @@ def _level_column(model: LatentGridInr, matrices, level: int, grid: torch.Tensor
     return (row_matrix @ grid @ col_matrix.T).reshape(channels, -1).T
 
 
+MOVES = ("towards-zero", "either")  #: rd_round's choices: a nonzero latent one step towards zero, or any latent -1 or +1
+
+
 def rd_round(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps: list[float], *,
-             n_classes: int) -> tuple[list[torch.Tensor], int]:
+             n_classes: int, moves: str = "towards-zero") -> tuple[list[torch.Tensor], int]:
     """(rounded latents after the moves, number of latents moved): one pass over every grid, finest first,
-    moving latents one step towards zero where MSE + lam x bits per pixel falls (see the module's doc).
-    `target` holds the image's values at its pixel centres, row by row, as the fit saw them; the MLP is
-    evaluated quantized at `synth_steps` (file order), as the decoder will."""
+    moving latents one step (towards zero, or either way: `moves`) where MSE + lam x bits per pixel falls
+    (see the module's doc). `target` holds the image's values at its pixel centres, row by row, as the fit
+    saw them; the MLP is evaluated quantized at `synth_steps` (file order), as the decoder will."""
+    if moves not in MOVES:
+        raise ValueError(f"unknown moves {moves!r}: choose one of {', '.join(MOVES)}")
     grid_dims = model.grid
     height, width, sampling = grid_dims.height, grid_dims.width, grid_dims.sampling
     out_channels = target.shape[1]
@@ -105,30 +111,46 @@ def rd_round(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps
                         plane = q[channel]
                         chosen = torch.zeros_like(plane, dtype=torch.bool)
                         chosen[row_phase::row_span, col_phase::col_span] = True
-                        candidates = chosen & (plane != 0)
-                        if not bool(candidates.any()):
+                        if moves == "towards-zero":
+                            steps = [(-torch.sign(plane), chosen & (plane != 0))]
+                        else:
+                            steps = [(-1.0, chosen), (1.0, chosen)]
+                        # only this phase's latents move in a trial (the others' pixels overlap theirs)
+                        options = [(torch.where(c, plane + d, plane), c) for d, c in steps]
+                        if not any(bool(c.any()) for _, c in options):
                             continue
                         col_owner = torch.from_numpy(axis_owners(width, cols, sampling, col_span, col_phase)).to(device)
-                        moved_plane = torch.where(candidates, plane - torch.sign(plane), plane)
-                        trial = q.clone()
-                        trial[channel] = moved_plane
-                        trial_columns = list(columns)
-                        trial_columns[level] = _level_column(model, matrices, level, trial)
                         owner = (row_owner[:, None] * cols + col_owner[None, :]).reshape(-1)
                         owned = ((row_owner[:, None] >= 0) & (col_owner[None, :] >= 0)).reshape(-1)
-                        # only the pixels a candidate owns can change
-                        pixels = torch.nonzero(owned & candidates.reshape(-1)[owner.clamp_min(0)]).reshape(-1)
-                        trial_errors = pixel_errors([c[pixels] for c in trial_columns], pixels)
-                        d_error = torch.bincount(owner[pixels], weights=(trial_errors - errors[pixels]).double(),
-                                                 minlength=rows * cols).reshape(rows, cols)
                         classes, bits, offset = class_code_lengths(plane, n_classes)
-                        d_bits = bits[classes, moved_plane.long() + offset] - bits[classes, plane.long() + offset]
-                        accept = candidates & (d_error / out_channels + lam * d_bits < 0)
-                        if not bool(accept.any()):
+                        best = torch.zeros_like(plane, dtype=torch.float64)  # staying put costs nothing
+                        choice = torch.full_like(plane, -1, dtype=torch.long)
+                        trials = []
+                        for k, (moved_plane, candidates) in enumerate(options):
+                            trial = q.clone()
+                            trial[channel] = moved_plane
+                            trial_columns = list(columns)
+                            trial_columns[level] = _level_column(model, matrices, level, trial)
+                            # only the pixels a candidate owns can change
+                            pixels = torch.nonzero(owned & candidates.reshape(-1)[owner.clamp_min(0)]).reshape(-1)
+                            trial_errors = pixel_errors([c[pixels] for c in trial_columns], pixels)
+                            trials.append((pixels, trial_errors))
+                            d_error = torch.bincount(owner[pixels], weights=(trial_errors - errors[pixels]).double(),
+                                                     minlength=rows * cols).reshape(rows, cols)
+                            # |moved| <= max |q| + 1 = offset: inside the table (its unseen values cost their 1/2 count)
+                            d_bits = bits[classes, moved_plane.long() + offset] - bits[classes, plane.long() + offset]
+                            cost = d_error / out_channels + lam * d_bits
+                            better = candidates & (cost < best)
+                            best = torch.where(better, cost, best)
+                            choice = torch.where(better, k, choice)
+                        if not bool((choice >= 0).any()):
                             continue
-                        q[channel] = torch.where(accept, moved_plane, plane)
+                        new_plane = plane.clone()
+                        for k, ((moved_plane, _), (pixels, trial_errors)) in enumerate(zip(options, trials)):
+                            new_plane = torch.where(choice == k, moved_plane, new_plane)
+                            kept = choice.reshape(-1)[owner[pixels]] == k
+                            errors[pixels[kept]] = trial_errors[kept]
+                        q[channel] = new_plane
                         columns[level] = _level_column(model, matrices, level, q)
-                        kept = accept.reshape(-1)[owner[pixels]]
-                        errors[pixels[kept]] = trial_errors[kept]
-                        moved += int(accept.sum())
+                        moved += int((choice >= 0).sum())
     return rounded, moved

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 
@@ -723,3 +724,79 @@ def test_rd_rounding_at_lambda_zero_only_lowers_the_image_error():
     assert changed == moved
     for a, b in zip(moved_latents, plain):
         assert torch.all((a - b).abs() <= 1) and torch.all(a.abs() <= b.abs())
+
+
+def _reference_rd_round(model, target, lam, steps, moves):
+    """rd_round the slow way: every trial move of a latent evaluated alone on the whole image, from the
+    state at the start of its phase group (the grouping the fast version uses), then the group's chosen
+    moves applied together."""
+    from codec import latent_encoder as le
+    from codec.latent_rounding import class_code_lengths, tap_span
+
+    coords = pixel_centres_of(model)
+    mlp = model.parameters_in_file_order()[model.grid.levels:]
+    weights = [le.fake_quantize(p, s).detach() for p, s in zip(mlp, steps)]
+
+    def sq_error(latents):
+        with torch.no_grad():
+            out = model.synthesis(model.features(coords, latents), weights)
+            return ((out - target) ** 2).sum(dim=1).double()
+
+    q = [torch.round(g.detach()) for g in model.latents]
+    moved = 0
+    for level in range(model.grid.levels):
+        _, rows, cols = q[level].shape
+        rs, cs = tap_span(model.grid.height, rows, model.grid.sampling), tap_span(model.grid.width, cols, model.grid.sampling)
+        for rp in range(rs):
+            for cp in range(cs):
+                plane = q[level][0].clone()
+                classes, bits, offset = class_code_lengths(plane, 8)
+                base = sq_error(q)
+                new_plane = plane.clone()
+                for r in range(rp, rows, rs):
+                    for c in range(cp, cols, cs):
+                        v = float(plane[r, c])
+                        tries = ([v - math.copysign(1, v)] if v else []) if moves == "towards-zero" else [v - 1, v + 1]
+                        best, best_v = 0.0, None
+                        for w in tries:
+                            trial = [t.clone() for t in q]
+                            trial[level][0, r, c] = w
+                            d_bits = float(bits[classes[r, c], int(w) + offset] - bits[classes[r, c], int(v) + offset])
+                            cost = float((sq_error(trial) - base).sum()) / target.shape[1] + lam * d_bits
+                            if cost < best:
+                                best, best_v = cost, w
+                        if best_v is not None:
+                            new_plane[r, c] = best_v
+                            moved += 1
+                q[level][0] = new_plane
+    return q, moved
+
+
+def pixel_centres_of(model):
+    from codec.coords import grid as pixel_centres
+
+    return pixel_centres(model.grid.height, model.grid.width)
+
+
+@pytest.mark.parametrize("moves", ["towards-zero", "either"])
+@pytest.mark.parametrize("lam", [0.0, 2e-3])
+def test_grouped_rd_rounding_is_the_latent_by_latent_search(moves, lam):
+    """The fast rd_round (a phase's latents moved together, each one's error change read off the pixels it
+    owns) makes exactly the choices of moving every latent alone and measuring the whole image."""
+    from codec import latent_encoder as le
+    from codec.latent_rounding import rd_round
+
+    torch.manual_seed(3)
+    grid = LatentGrid(width=16, height=12, levels=3, channels=1)
+    model = LatentGridInr(channels=3, hidden_width=8, hidden_layers=2, grid=grid)
+    with torch.no_grad():
+        for g in model.latents:
+            g.normal_(0, 2)
+    coords = pixel_centres_of(model)
+    target = model(coords).detach() + 0.05 * torch.randn(12 * 16, 3)
+    steps = le.synthesis_steps(6)
+    fast, moved = rd_round(model, target, lam, steps, n_classes=8, moves=moves)
+    slow, slow_moved = _reference_rd_round(model, target, lam, steps, moves)
+    assert moved == slow_moved > 0
+    for a, b in zip(fast, slow):
+        assert torch.equal(a, b)
