@@ -4,8 +4,9 @@
         --batch 65536 [--lr 0.05] [--set FINAL_FRACTION=0.1 --set SYNTH_WIDTH=40 ...]
 
 Runs the encoder's own fit (`codec.latent_encoder.fit`, lambda steered to the rate target) for a fixed
-number of steps, then its rate fitting (`fit_to_budget`), decodes the file and prints one JSON line
-(bpp of the real file, PSNR of its decoding, the latents' step, fit seconds) and 11 snapshots of lambda,
+number of steps, then its rate-distortion rounding and rate fitting (`fit_to_budget`), decodes the file
+and prints one JSON line (bpp of the real file, PSNR of its decoding, the latents' step, fit seconds) and
+11 snapshots of lambda,
 the estimated latent rate and the batch PSNR. `--set NAME=VALUE` overrides a module constant of
 `codec.latent_encoder` for this run (levels, channels, MLP width, rounding share, ...): what the
 settings table in benchmarks/results/latent_settings/ was measured with.
@@ -62,10 +63,12 @@ def main(argv=None) -> int:
     latent_bpp = 8 * (budget - fixed) / (width * height)
     trace: list = []
     t0 = time.time()
-    *_, synth_steps = le.fit(model, coords, target, steps=a.steps, lr=a.lr, lam=le.initial_lambda(latent_bpp), latent_bpp_target=latent_bpp,
+    _, _, lam, synth_steps = le.fit(model, coords, target, steps=a.steps, lr=a.lr, lam=le.initial_lambda(latent_bpp), latent_bpp_target=latent_bpp,
            deadline=None, progress=Progress(enabled=False), batch_pixels=a.batch,
            generator=torch.Generator().manual_seed(0), trace=trace)
     fit_seconds = time.time() - t0
+    if le.RD_ROUNDING:  # as the encoder does after its fit
+        le.round_latents_for_rate(model, target, pixels, lam, synth_steps, device="cpu", budget_bytes=budget)
     data, step = le.fit_to_budget(model, budget, synth_steps=synth_steps)
     print(json.dumps({"image": a.image.rsplit("/", 1)[-1], "target_bpp": a.bpp, "steps": a.steps, "batch": a.batch,
                       "lr": a.lr, "set": a.set, "bpp": round(8 * len(data) / (width * height), 4),
