@@ -800,3 +800,27 @@ def test_grouped_rd_rounding_is_the_latent_by_latent_search(moves, lam):
     assert moved == slow_moved > 0
     for a, b in zip(fast, slow):
         assert torch.equal(a, b)
+
+
+def test_a_rounded_file_over_the_budget_is_rounded_again_at_a_higher_lambda():
+    """Over the budget after its rounding, the encoder rounds towards zero at a higher lambda until the file
+    at latent step 1 fits (rather than coarsening the step, which re-rounds every latent)."""
+    from codec import latent_encoder as le
+
+    model, coords, target = _trained_like_model(seed=2)
+    pixels = np.clip(np.round((target.numpy().reshape(24, 32, 3) + 1) * 127.5), 0, 255).astype(np.uint8)
+    target = torch.from_numpy(pixels.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
+    steps = le.synthesis_steps(len(model.parameters_in_file_order()) - model.grid.levels)
+    start = [g.detach().clone() for g in model.latents]
+    lam = 1e-3
+    moved, moves = le.round_latents_for_rate(model, target, pixels, lam, steps, device="cpu")
+    assert moved and moves == "towards-zero"
+    rounded_size = len(le.serialize(model, 1.0, synth_steps=steps))
+    budget = rounded_size - 8  # 1,222 bytes rounded at lambda 1e-3; 1,210 at 1e-2
+    with torch.no_grad():
+        for g, s in zip(model.latents, start):
+            g.copy_(s)
+    moved, moves = le.round_latents_for_rate(model, target, pixels, lam, steps, device="cpu", budget_bytes=budget)
+    assert moves.startswith("towards-zero, lambda x ")
+    assert len(le.serialize(model, 1.0, synth_steps=steps)) <= budget < rounded_size
+    assert all(torch.equal(g, torch.round(g)) for g in model.latents)
