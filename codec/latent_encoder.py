@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 import bitstream
 from bitstream import Header, LatentGrid, TensorRecord, choose_model
@@ -31,9 +30,9 @@ from .devices import resolve_device
 from .encoder import FLAT_BIAS_STEP, EncodeResult, image_tensors
 from .errors import OptionError
 from .fitting import mse_to_psnr
-from .latent_rounding import rd_round
+from .latent_rounding import context_classes, rd_round
 from .latentgrid import LatentGridInr
-from .metrics import psnr
+from .metrics import mse as mse_8bit, psnr
 from .progress import Progress
 from .quantization import fake_quantize, float16_at_least, quantize
 
@@ -125,16 +124,6 @@ def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
         return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
 
     return -torch.log2((cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9))
-
-
-def context_classes(grid: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """The neighbour-context class of every latent of a (channels, rows, columns) grid, from its rounded
-    values, exactly as the coder computes it (bitstream.entropy.neighbour_classes: min(2|left| + 2|above| +
-    |above-left|, n_classes - 1), zeros outside the grid; no gradient)."""
-    with torch.no_grad():
-        mags = F.pad(torch.round(grid).abs(), (1, 0, 1, 0))  # a zero row above and a zero column on the left
-        left, above, above_left = mags[:, 1:, :-1], mags[:, :-1, 1:], mags[:, :-1, :-1]
-        return torch.clamp(2 * left + 2 * above + above_left, max=n_classes - 1).long()
 
 
 class _ScaleOfClass(torch.autograd.Function):
@@ -296,9 +285,8 @@ def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, synth_steps
 
 def file_cost(data: bytes, pixels: np.ndarray, lam: float, device) -> float:
     """The fit's loss of a file: MSE of its decoding (values in [-1, 1]) + lam x its bits per pixel."""
-    decoded = decode_array(data, device=str(device)).astype(np.float64)
-    mse = float(np.mean((decoded - pixels.astype(np.float64)) ** 2)) * (2 / 255) ** 2
-    return mse + lam * 8 * len(data) / (pixels.shape[0] * pixels.shape[1])
+    error = mse_8bit(decode_array(data, device=str(device)), pixels) * (2 / 255) ** 2
+    return error + lam * 8 * len(data) / (pixels.shape[0] * pixels.shape[1])
 
 
 def round_latents_for_rate(model: LatentGridInr, target: torch.Tensor, pixels: np.ndarray, lam: float,

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 import bitstream
 
-from .latentgrid import LatentGridInr
+from .latentgrid import LatentGridInr, separable_samples
 from .numpy_nets import axis_taps
 from .quantization import fake_quantize
 
@@ -51,11 +52,19 @@ def axis_owners(n_out: int, cells: int, sampling: int, span: int, phase: int) ->
     return owners
 
 
+def context_classes(grid: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """The neighbour-context class of every latent of a (channels, rows, columns) grid, from its rounded
+    values, exactly as the coder computes it (bitstream.entropy.neighbour_classes: min(2|left| + 2|above| +
+    |above-left|, n_classes - 1), zeros outside the grid; no gradient)."""
+    with torch.no_grad():
+        mags = F.pad(torch.round(grid).abs(), (1, 0, 1, 0))  # a zero row above and a zero column on the left
+        left, above, above_left = mags[:, 1:, :-1], mags[:, :-1, 1:], mags[:, :-1, :-1]
+        return torch.clamp(2 * left + 2 * above + above_left, max=n_classes - 1).long()
+
+
 def class_code_lengths(symbols: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """(classes of a (rows, columns) integer grid, bits table [class, value + offset], offset): each
     class's empirical code length of every value from -offset to offset, counts smoothed by 1/2."""
-    from .latent_encoder import context_classes  # imports this module
-
     classes = context_classes(symbols[None], n_classes)[0]
     offset = int(symbols.abs().max()) + 1
     width = 2 * offset + 1
@@ -68,9 +77,8 @@ def _level_column(model: LatentGridInr, matrices, level: int, grid: torch.Tensor
     """The (pixels, channels) features of one grid at every pixel centre of the model's image."""
     channels, rows, cols = grid.shape
     if rows == model.grid.height and cols == model.grid.width:
-        return grid.reshape(channels, -1).T
-    row_matrix, col_matrix = matrices[level]
-    return (row_matrix @ grid @ col_matrix.T).reshape(channels, -1).T
+        return grid.reshape(channels, -1).T  # a cell per pixel: the samples are the cells
+    return separable_samples(grid, *matrices[level])
 
 
 MOVES = ("towards-zero", "either")  #: rd_round's choices: a nonzero latent one step towards zero, or any latent -1 or +1
@@ -104,10 +112,13 @@ def rd_round(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps
         for level, q in enumerate(rounded):
             channels, rows, cols = q.shape
             row_span, col_span = tap_span(height, rows, sampling), tap_span(width, cols, sampling)
+            row_owners = [torch.from_numpy(axis_owners(height, rows, sampling, row_span, p)).to(device)
+                          for p in range(row_span)]
+            col_owners = [torch.from_numpy(axis_owners(width, cols, sampling, col_span, p)).to(device)
+                          for p in range(col_span)]
             for channel in range(channels):
-                for row_phase in range(row_span):
-                    row_owner = torch.from_numpy(axis_owners(height, rows, sampling, row_span, row_phase)).to(device)
-                    for col_phase in range(col_span):
+                for row_phase, row_owner in enumerate(row_owners):
+                    for col_phase, col_owner in enumerate(col_owners):
                         plane = q[channel]
                         chosen = torch.zeros_like(plane, dtype=torch.bool)
                         chosen[row_phase::row_span, col_phase::col_span] = True
@@ -119,7 +130,6 @@ def rd_round(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps
                         options = [(torch.where(c, plane + d, plane), c) for d, c in steps]
                         if not any(bool(c.any()) for _, c in options):
                             continue
-                        col_owner = torch.from_numpy(axis_owners(width, cols, sampling, col_span, col_phase)).to(device)
                         owner = (row_owner[:, None] * cols + col_owner[None, :]).reshape(-1)
                         owned = ((row_owner[:, None] >= 0) & (col_owner[None, :] >= 0)).reshape(-1)
                         classes, bits, offset = class_code_lengths(plane, n_classes)

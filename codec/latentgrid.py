@@ -45,6 +45,12 @@ def interpolation_matrix(n_out: int, cells: int, sampling: int = BILINEAR, devic
     return torch.from_numpy(m).float().to(device)
 
 
+def separable_samples(grid: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(pixels, C) samples of a (C, rows, columns) grid at every pixel centre of an image, row by row:
+    rows x grid x columns^T with the interpolation matrices of `interpolation_matrix`."""
+    return (rows @ grid @ cols.T).reshape(grid.shape[0], -1).T
+
+
 class LatentGridInr(nn.Module):
     """Coordinates (N, 2) in (-1, 1) -> values (N, channels) in about [-1, 1].
 
@@ -91,8 +97,7 @@ class LatentGridInr(nn.Module):
         rows x grid x columns^T: the same values up to float rounding, and on a GPU far faster to
         differentiate than grid_sample, whose backward pass adds atomically into the coarse grids."""
         grids = self.latents if latents is None else latents
-        out = [(rows @ g @ cols.T).reshape(g.shape[0], -1).T for g, (rows, cols) in zip(grids, matrices)]
-        return torch.cat(out, dim=1)
+        return torch.cat([separable_samples(g, rows, cols) for g, (rows, cols) in zip(grids, matrices)], dim=1)
 
     def synthesis(self, features: torch.Tensor, weights=None) -> torch.Tensor:
         """The MLP on (N, features); `weights` (file order, as parameters_in_file_order()[levels:]) replaces its own."""
