@@ -44,12 +44,13 @@ FINAL_FRACTION = 0.05  #: share of the steps on rounded latents and quantized sy
 #: 1000 steps: 0.2 -> 0.275 bpp / 23.16 dB, 0.1 -> 0.298 / 23.88, 0.05 -> 0.294 / 24.03)
 SYNTH_STEP, SYNTH_OUTPUT_STEP = 2.0**-8, 2.0**-6  #: quantization steps of the MLP's hidden and output layers
 #: (hidden, output) multiples of those steps the fit tries at its rate calibrations and when its rounding phase starts, keeping the one of least
-#: whole-image MSE + lambda x the MLP's coded bits per pixel (the MLP was 13 % of a 0.15 bpp Kodak file at 1 / 1;
-#: requantizing kodim01's 0.15 bpp file at 4 / 1 saved 206 of its 7,187 bytes for 0.02 dB, README)
+#: whole-image MSE + lambda x the MLP's coded bits per pixel (the MLP was 12.9 % of kodim01's 0.15 bpp file at 1 / 1;
+#: requantizing kodim01's 0.15 bpp file at 4 / 1 saved 206 of its 7,187 bytes for 0.02 dB,
+#: benchmarks/results/latent_settings/)
 SYNTH_STEP_FACTORS = ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2), (8, 2))
 SYNTH_CHOICE_PIXELS = 262_144  #: at most this many pixels (evenly spaced) score each choice
 #: after the fit, move rounded latents towards zero where MSE + lambda x bits falls (codec.latent_rounding);
-#: kodim23 at 0.3 bpp, 2,702 steps: 13,151 -> 12,904 bytes and 33.29 -> 33.57 dB (README)
+#: one kodim23 fit at 0.6 bpp: 30,977 -> 29,532 bytes and 36.16 -> 36.62 dB (benchmarks/results/latent_settings/)
 RD_ROUNDING = True
 RD_ROUNDING_MOVES = ("towards-zero",)  #: the move sets tried (codec.latent_rounding.MOVES), the best file kept; "either" too: README
 RD_ROUNDING_SWEEPS = 1  #: passes over the grids per move set (each from the last one's latents)
