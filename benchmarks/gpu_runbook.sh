@@ -4,21 +4,21 @@
 #
 # GPU_FAMILY=latent (default): the latent-grid family, which has no stacked encoder:
 #   1. install as below; 2. gpu_check's SIREN single encodes at 0.3 bpp only (float32 / TF32, CPU vs CUDA
-#   decodes); 3. the suite in the background; 4. benchmarks.gpu_latent check (one latent encode at 0.3 bpp,
+#   decodes); 3. the suite in the background; 4. benchmarks.probes.gpu_latent check (one latent encode at 0.3 bpp,
 #   its CPU/numpy/CUDA decodes, a repeat); 5. GPU_LATENT_PROCS step-time probes at once, from which
-#   benchmarks.gpu_latent plan sets the curve's steps; 6. the curve: GPU_LATENT_PROCS processes, images
+#   benchmarks.probes.gpu_latent plan sets the curve's steps; 6. the curve: GPU_LATENT_PROCS processes, images
 #   split round robin, each harness call one image at every rate (`--images`), so a cut-off loses whole
 #   images, never single points; caches merged, results assembled (kodak_gpu.tar: inr-latent.json, cache).
 #   GPU_LATENT_CODEC=inr-latent-bicubic runs the curve with bicubic grids instead (inr-latent-bicubic.json).
 #
 # GPU_FAMILY=siren: the stacked SIREN curve:
 #   1. install what the GPU machine lacks from carried wheels (.whl/) and this repo (no registry there);
-#   2. benchmarks.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
+#   2. benchmarks.probes.gpu_check: single-image CUDA encodes (float32 / TF32), CPU vs CUDA decodes of the
 #      same files, stacked step times -> the curve's step count;
 #   3. the test suite with CUDA present (tests/test_cuda.py runs instead of skipping), in the background;
 #   4. the Kodak curve: `python -m benchmarks ... --device cuda --inr-batched --inr-batch-pixels 16384` in
 #      GPU_PROCS processes sharing the rates: all images of a rate fitted at once, 16,384 random pixels of
-#      each per step (at equal pixel-steps far better than whole images: benchmarks/results/batch_vs_steps),
+#      each per step (at equal pixel-steps far better than whole images: benchmarks/DECISIONS.md, "Batches"),
 #      GPU utilisation sampled every 2 s.
 # Results go to $OUT (runbook.log, gpu_check.json, pytest.txt, gpu_util.csv, nvidia-smi.txt, with latent
 # latent_check.json, and kodak_gpu.tar with inr.json or inr-latent.json, the per-image cache and logs/):
@@ -54,7 +54,7 @@ LATENT_RESERVE=${GPU_LATENT_RESERVE:-30}   # latent: seconds kept after the curv
 LATENT_WANT_STEPS=${GPU_LATENT_WANT_STEPS:-2000}  # latent: the curve takes the most images (all, 12, 6) that get this many steps
 LATENT_STAGES=${GPU_LATENT_STAGES:-gpu_check,tests,latent_check,profile}  # latent: what runs before the probes and the curve
 PLAN_SHARE=${GPU_PLAN_SHARE:-0.6}          # share of the time left that the planned stacked steps may fill (the
-                                           # 2026-11-26 run planned 1.0 and was cut off: benchmarks/results/kodak_gpu_h200_batch16k)
+                                           # 2026-11-26 run planned 1.0 and was cut off: benchmarks/DECISIONS.md, "GPU runs")
 mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( TOTAL - $(elapsed) )); }
@@ -87,7 +87,7 @@ siren_curve() {  # SIREN family: stacked encodes, all images of a rate at once
 # 2. checks and the curve's plan (its step count fills the time that is left, less the finishing reserve)
 DEADLINE=$(( START + TOTAL - FINISH_RESERVE - 20 ))
 log "gpu_check"
-timeout $(( $(left) / 3 )) python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" \
+timeout $(( $(left) / 3 )) python3 -m benchmarks.probes.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" \
   --device "$DEVICE" $CHECK_ARGS $( [ "$BATCHED" = "1" ] && [ "$BATCH_PIXELS" != "0" ] && echo --batch-pixels "$BATCH_PIXELS" ) --curve-bpps "$BPPS" --curve-images "$(ls "$DATA"/*.png | wc -l)" --curve-deadline "$DEADLINE" --curve-share "$PLAN_SHARE" 2>&1 | tee -a "$OUT/runbook.log"
 read -r STEPS TF32 < <(python3 -c "
 import json
@@ -128,26 +128,26 @@ kill $SMI 2>/dev/null
 latent_curve() {  # latent-grid family: one image per encode (no stacked path), LATENT_PROCS processes sharing the GPU
   if [[ ",$LATENT_STAGES," == *",gpu_check,"* ]]; then
     log "gpu_check: SIREN single encodes at 0.3 bpp (float32, TF32) and their CPU/CUDA decodes"
-    timeout 120 python3 -m benchmarks.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" --device "$DEVICE" \
+    timeout 120 python3 -m benchmarks.probes.gpu_check --image "$CHECK_IMAGE" --out "$OUT/gpu_check.json" --device "$DEVICE" \
       ${GPU_CHECK_ARGS:---single-bpps 0.3} --curve-bpps 0.3 --curve-images 1 --curve-seconds 1 2>&1 | tee -a "$OUT/runbook.log"
   fi
   [[ ",$LATENT_STAGES," == *",tests,"* ]] && run_tests
   if [[ ",$LATENT_STAGES," == *",latent_check,"* ]]; then
     log "latent check: one encode at 0.3 bpp, its decodes, a repeat"
-    timeout 90 python3 -m benchmarks.gpu_latent check --image "$CHECK_IMAGE" --out "$OUT/latent_check.json" \
+    timeout 90 python3 -m benchmarks.probes.gpu_latent check --image "$CHECK_IMAGE" --out "$OUT/latent_check.json" \
       --device "$DEVICE" --steps "$LATENT_CHECK_STEPS" --repeat-steps 200 2>&1 | tee -a "$OUT/runbook.log"
   fi
   if [[ ",$LATENT_STAGES," == *",profile,"* ]]; then
     log "latent profile: whole-image steps, then grid_sample steps (all pixels but one)"
-    { timeout 60 python3 -m benchmarks.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p1.txt
-      timeout 60 python3 -m benchmarks.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p2.json
-      timeout 60 python3 -m benchmarks.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 10 \
+    { timeout 60 python3 -m benchmarks.probes.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p1.txt
+      timeout 60 python3 -m benchmarks.probes.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" --steps 20 --out /tmp/p2.json
+      timeout 60 python3 -m benchmarks.probes.gpu_latent profile --image "$CHECK_IMAGE" --device "$DEVICE" --steps 10 \
         --batch-pixels 393215 --out /tmp/p3.txt; } > "$OUT/latent_profile.txt" 2>&1
   fi
   log "latent probes: ${LATENT_PROCS} at once"
   local pids="" k
   for k in $(seq 0 $(( LATENT_PROCS - 1 ))); do
-    OMP_NUM_THREADS=1 timeout 120 python3 -m benchmarks.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" \
+    OMP_NUM_THREADS=1 timeout 120 python3 -m benchmarks.probes.gpu_latent probe --image "$CHECK_IMAGE" --device "$DEVICE" \
       --steps "$LATENT_PROBE_STEPS" --out /tmp/latent_probe_$k.json > /tmp/latent_probe_$k.log 2>&1 &
     pids="$pids $!"
   done
@@ -157,7 +157,7 @@ latent_curve() {  # latent-grid family: one image per encode (no stacked path), 
   rates=$(echo "$BPPS" | tr ',' '\n' | wc -l)
   end=$(( START + TOTAL - LATENT_RESERVE ))
   counts=$(python3 -c "print(','.join(str(c) for c in sorted({$n, *[c for c in (12, 6) if c < $n]})))")
-  python3 -m benchmarks.gpu_latent plan --probes /tmp/latent_probe_*.json --single /tmp/p2.json --images "$counts" --rates "$rates" \
+  python3 -m benchmarks.probes.gpu_latent plan --probes /tmp/latent_probe_*.json --single /tmp/p2.json --images "$counts" --rates "$rates" \
     --seconds $(( end - $(date +%s) )) --finish-seconds "$LATENT_FINISH" --want-steps "$LATENT_WANT_STEPS" > /tmp/latent_plan.json 2>&1
   tee -a "$OUT/runbook.log" < /tmp/latent_plan.json
   read -r n procs steps < <(python3 -c "

@@ -143,7 +143,7 @@ def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, 
             reductions: dict | None) -> bool:
     """PSNR- and MS-SSIM-vs-bpp plot; returns False (with a message) without matplotlib.
 
-    Measured curves are solid with markers (ours thick black), published ones dashed.
+    Measured curves are solid with markers (ours thick black: the latent family solid, the others dotted), published ones dashed.
     The bpp axis ends at 2, or further if some measured codec has no point below that.
     """
     try:
@@ -163,8 +163,10 @@ def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, 
         msdb = r.get("ms-ssim-db") or [None] * len(r["bpp"])
         pts = sorted(zip(r["bpp"], r["psnr"], msdb))
         style = dict(marker="o", ms=4, label=name, lw=1.5, color=measured(i % 10))
-        if name == "inr":
-            style.update(lw=2.8, color="black", zorder=5)
+        if name == "inr-latent":  # ours, the default family: thick black; the other families thick black dotted
+            style.update(lw=2.8, color="black", zorder=6)
+        elif name.startswith("inr"):
+            style.update(lw=2.4, color="black", ls=":", zorder=5)
         ax1.plot([p[0] for p in pts], [p[1] for p in pts], **style)
         seen["psnr"] += [p[1] for p in pts if p[0] <= max_bpp]
         if all(p[2] is not None for p in pts):
@@ -191,6 +193,6 @@ def rd_plot(path: Path, dataset: str, docs: dict[str, dict], anchors: dict[str, 
     legend_ax.axis("off")
     legend_ax.legend(*ax1.get_legend_handles_labels(), loc="center left", fontsize=8, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=90)  # 1440 x 585 px: two committed plots stay well under the results folder's 2 MB
     plt.close(fig)
     return True

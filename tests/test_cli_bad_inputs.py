@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import bitstream
-from benchmarks.bad_inputs import DECODE_CASES, ENCODE_CASES, FAST, expand, make_inputs, make_inr_inputs
+from benchmarks.robustness.bad_inputs import DECODE_CASES, ENCODE_CASES, FAST, expand, make_inputs, make_inr_inputs
 from codec import cli
 from codec.imageio import load_pixels
 
@@ -244,7 +244,7 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
 def test_info_into_a_closed_pipe_stops_quietly(tmp_path):
     """`inr-info f.inr | head -c 1`-style use: no traceback, no error line, exit 141 (128 + SIGPIPE)."""
-    from benchmarks.fuzz_inr import crafted_file
+    from benchmarks.robustness.fuzz_inr import crafted_file
 
     path = tmp_path / "a.inr"
     path.write_bytes(crafted_file(np.random.default_rng(0), channels=3, hidden_width=8, hidden_layers=2, width=9,

@@ -15,7 +15,7 @@ import pytest
 
 import bitstream
 from bitstream import ZERO
-from benchmarks.fuzz_inr import crafted_file
+from benchmarks.robustness.fuzz_inr import crafted_file
 from codec import DecodeLimits, DecodeWorkError, InrFormatError, OptionError, decode
 from codec.cli import decode_main
 from codec.config import architecture_for_budget, params_for_rate

@@ -8,7 +8,7 @@ from PIL import Image
 
 import bitstream
 import codec
-from benchmarks.fuzz_inr import crafted_file
+from benchmarks.robustness.fuzz_inr import crafted_file
 from bitstream import ZERO
 from codec.cli import decode_main
 from codec.coords import grid_array

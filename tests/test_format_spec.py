@@ -1093,7 +1093,7 @@ def test_row_context_records_are_checked(files):
     """FORMAT.md 4.3 / 7 step 10.4, checked by both readers: kind 4 only on rank-3 tensors, n_classes 2..16,
     class kinds 0..3."""
     import bitstream
-    from benchmarks.fuzz_inr import fix_crc
+    from benchmarks.robustness.fuzz_inr import fix_crc
 
     def patched(data: bytes, head_offset: int, value: int) -> bytes:
         data = bytearray(data)

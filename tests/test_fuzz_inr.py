@@ -1,7 +1,7 @@
 """Mutation fuzzing of the decoder (fixed seed): only a decoded image or InrFormatError, quickly.
 
-The loop is benchmarks/fuzz_inr.py; run it there for long campaigns:
-    python -m benchmarks.fuzz_inr --cases 1000000 --seed 1
+The loop is benchmarks/robustness/fuzz_inr.py; run it there for long campaigns:
+    python -m benchmarks.robustness.fuzz_inr --cases 1000000 --seed 1
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from benchmarks import fuzz_inr
+from benchmarks.robustness import fuzz_inr
 
 CASES = 20_000
 

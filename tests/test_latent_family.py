@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import bitstream
-from benchmarks.fuzz_inr import crafted_file, fix_crc
+from benchmarks.robustness.fuzz_inr import crafted_file, fix_crc
 from bitstream import BICUBIC, BILINEAR, LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord, choose_model
 from bitstream.header import pack_header
 from codec.config import EncoderConfig

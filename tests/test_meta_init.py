@@ -7,7 +7,7 @@ from PIL import Image
 
 import bitstream
 import codec.meta_init as meta_init
-from benchmarks import train_init
+from benchmarks.training import train_init
 from codec.config import EncoderConfig
 from codec.encoder import encode_pixels, new_network
 from codec.errors import OptionError

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, UnidentifiedImageError
 
 import codec
-from benchmarks.fuzz_inr import crafted_file
+from benchmarks.robustness.fuzz_inr import crafted_file
 from bitstream import ZERO
 from conftest import smooth_image
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bitstream
-from benchmarks.fuzz_inr import crafted_file
+from benchmarks.robustness.fuzz_inr import crafted_file
 from bitstream import LAPLACE, POLY, Header, InrFormatError
 from codec import decode
 from codec.config import EncoderConfig
@@ -99,7 +99,7 @@ def test_omega0_other_than_one_is_rejected():
     data = bytearray(crafted_file(np.random.default_rng(0), channels=3, hidden_width=4, hidden_layers=2, width=5,
                                   height=5, kinds=(LAPLACE,), arch=POLY))
     struct.pack_into("<f", data, 7 + 9, 30.0)  # the omega0 field (FORMAT.md §4.1), CRC fixed below
-    from benchmarks.fuzz_inr import fix_crc
+    from benchmarks.robustness.fuzz_inr import fix_crc
 
     with pytest.raises(InrFormatError, match="must be 1.0"):
         decode_array(fix_crc(bytes(data)))

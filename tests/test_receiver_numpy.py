@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.fuzz_inr import corpus
+from benchmarks.robustness.fuzz_inr import corpus
 from codec import decode
 from codec.decoder import decode_array
 

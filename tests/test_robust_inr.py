@@ -20,7 +20,7 @@ from bitstream.header import _FIXED, FIELDS
 from codec import OptionError, decode
 from codec.decoder import DEFAULT_MAX_PIXELS, DecodeLimits, decode_array
 
-from benchmarks.fuzz_inr import crafted_file
+from benchmarks.robustness.fuzz_inr import crafted_file
 
 MAGIC = bitstream.MAGIC
 

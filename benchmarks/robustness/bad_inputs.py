@@ -1,6 +1,6 @@
 """Every kind of bad input through the real console scripts: exit code and the stderr line.
 
-    python -m benchmarks.bad_inputs [--out benchmarks/results/robustness/bad_inputs.md]
+    python -m benchmarks.robustness.bad_inputs [--out benchmarks/results/robustness/bad_inputs.md]
 
 Prints a markdown table (input, command, exit code, stderr). Exit status 1 if any case gives an
 unexpected exit code, more than one line on stderr, a traceback, or leaves a partial output file.
@@ -100,7 +100,7 @@ def make_inputs(folder: Path) -> dict[str, Path]:
 
 def make_inr_inputs(folder: Path) -> dict[str, Path]:
     """.inr inputs for the decoder: a good one, damaged ones and hostile ones with a valid CRC."""
-    from benchmarks.fuzz_inr import crafted_file, fix_crc
+    from benchmarks.robustness.fuzz_inr import crafted_file, fix_crc
     from bitstream import HISTOGRAM, LAPLACE, ZERO
     from bitstream.header import _FIXED, FIELDS
 
@@ -282,7 +282,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bad_inputs", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.robustness.bad_inputs", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="inr-bad-inputs-") as tmp:

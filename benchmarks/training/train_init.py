@@ -1,6 +1,6 @@
 """Meta-learn a SIREN's starting weights with Reptile (Nichol et al. 2018) on the training photos.
 
-    python -m benchmarks.train_init --width 58 --layers 6 --iterations 400 --out codec/inits
+    python -m benchmarks.training.train_init --width 58 --layers 6 --iterations 400 --out codec/inits
 
 Each iteration copies the current init, fits it to one training image (chosen by the seeded
 generator) for `--inner-steps` Adam steps on random pixel batches, as the CPU encoder does (its
@@ -29,7 +29,7 @@ from codec.fitting import mse_to_psnr
 from codec.meta_init import init_name
 from codec.siren import Siren
 
-DEFAULT_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+DEFAULT_TRAIN = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 
 
 def load_images(folder: Path, limit: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -82,7 +82,7 @@ def held_out_psnr(init: Siren, images, args, generator) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.train_init", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.training.train_init", description=__doc__.splitlines()[0])
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--layers", type=int, required=True)
     p.add_argument("--omega0", type=float, default=30.0)

@@ -1,6 +1,6 @@
 """Ablation of the encoder's techniques: each variant's RD curve and BD-rate.
 
-    python -m benchmarks.ablation ../shared/data/kodak --limit 2 --bpps 0.3,1.2 --variants full,...
+    python -m benchmarks.probes.ablation ../shared/data/kodak --limit 2 --bpps 0.3,1.2 --variants full,...
 
 Every variant encodes the same images at the same target rates with the real codec (rate from
 the real bytes, PSNR from the decoded file); BD-rate is against JPEG 4:2:0 on the same images and
@@ -28,10 +28,10 @@ import bitstream
 from codec.config import EncoderConfig
 from codec.encoder import encode_pixels
 
-from .baselines import JPEG420
-from .bdrate import BDError, bd_rate
-from .dataset import dataset_name, load_images
-from .metrics import as_rgb_array, psnr
+from ..baselines import JPEG420
+from ..bdrate import BDError, bd_rate
+from ..dataset import dataset_name, load_images
+from ..metrics import as_rgb_array, psnr
 
 VARIANTS = {
     "full": {},
@@ -52,7 +52,7 @@ VARIANTS = {
     "QAT on 20% of the steps": {"qat_fraction": 0.2},
     "at most 4 layers (cheaper steps, more of them)": {"max_layers": 4},
     "network for half the parameter budget (finer quantization, more steps)": {"size_factor": 0.5},
-    # issue 10: Reptile-trained starting weights (benchmarks/train_init.py, codec/inits)
+    # issue 10: Reptile-trained starting weights (benchmarks/training/train_init.py, codec/inits)
     "meta-learned init (codec/inits)": {"init": "meta"},
     "random SIREN init": {"init": "random"},
     # issue 8, item 3: the sine layers' frequency factor at full size (default 30, the SIREN paper's)
@@ -82,8 +82,8 @@ def _bd(anchor, test) -> float | None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__.splitlines()[0])
-    p.add_argument("dataset", nargs="?", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"))
+    p = argparse.ArgumentParser(prog="python -m benchmarks.probes.ablation", description=__doc__.splitlines()[0])
+    p.add_argument("dataset", nargs="?", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "kodak"))
     p.add_argument("--limit", type=int, default=2)
     p.add_argument("--downscale", type=float, default=None, help="reduce images by this factor (default: full size)")
     p.add_argument("--bpps", default="0.15,0.3,0.6,1.2")
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     bpps = [float(b) for b in args.bpps.split(",")]
     images = load_images(args.dataset, limit=args.limit, downscale=args.downscale)
     name = dataset_name(args.dataset, args.limit, args.downscale)
-    out = Path(args.out or Path(__file__).parent / "results" / f"ablation_{name}")
+    out = Path(args.out or Path(__file__).resolve().parents[1] / "results" / f"ablation_{name}")
     out.mkdir(parents=True, exist_ok=True)
     arrays = [as_rgb_array(im.image()) for im in images]
 
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     for variant, points in results.items():
         rows.append({"variant": variant, "bd_rate_vs_jpeg420": _bd(jpeg_curve, _curve(points)),
                      "bd_rate_vs_full": _bd(full, _curve(points)), "points": points})
-    meta = {"command": " ".join([sys.executable, "-m", "benchmarks.ablation", *(argv or sys.argv[1:])]),
+    meta = {"command": " ".join([sys.executable, "-m", "benchmarks.probes.ablation", *(argv or sys.argv[1:])]),
             "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device": args.device, "torch": torch.__version__, "platform": platform.platform(),
             "dataset": name, "images": [im.describe() for im in images], "steps": args.steps, "target_bpps": bpps,

@@ -1,6 +1,6 @@
 """Mutation fuzzing of the `.inr` decoder.
 
-    python -m benchmarks.fuzz_inr --cases 100000 --seed 1
+    python -m benchmarks.robustness.fuzz_inr --cases 100000 --seed 1
 
 Every case mutates a valid file (bit flips, byte sets, truncation, insertion, deletion, splicing,
 overwriting with boundary values; half of them with the CRC recomputed, some with the section
@@ -352,7 +352,7 @@ def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.fuzz_inr", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.robustness.fuzz_inr", description=__doc__.splitlines()[0])
     p.add_argument("--cases", type=int, default=10000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=1.0, help="seconds a single case may take")

@@ -1,7 +1,7 @@
 """Bit-flip detection: flip every single bit of a real `.inr` file and decode each result.
 
-    python -m benchmarks.bitflip [--image codec/samples/kodim23_crop128.png] [--steps 100] [--bpp 0.3]
-    python -m benchmarks.bitflip --file some.inr
+    python -m benchmarks.robustness.bitflip [--image codec/samples/kodim23_crop128.png] [--steps 100] [--bpp 0.3]
+    python -m benchmarks.robustness.bitflip --file some.inr
 
 Prints "detected D / N bit flips (P %)": a flip is detected when decoding raises InrFormatError.
 Anything else (a silent decode, another exception) is listed. Exit status 1 unless all are detected.
@@ -16,11 +16,11 @@ from pathlib import Path
 
 from bitstream import InrFormatError
 
-SAMPLE = Path(__file__).resolve().parent.parent / "codec" / "samples" / "kodim23_crop128.png"
+SAMPLE = Path(__file__).resolve().parents[2] / "codec" / "samples" / "kodim23_crop128.png"
 
 
 def _message_kind(msg: str) -> str:
-    from benchmarks.fuzz_inr import _message_kind as kind
+    from benchmarks.robustness.fuzz_inr import _message_kind as kind
 
     return kind(msg)
 
@@ -31,7 +31,7 @@ def flip_all_behind_crc(data: bytes) -> tuple[int, int, int, list[str]]:
     Returns (rejected, decoded, total, problems). Flips inside the coded weights are valid data
     (they decode to another image), so this is informative, not expected to be 100 %.
     """
-    from benchmarks.fuzz_inr import fix_crc
+    from benchmarks.robustness.fuzz_inr import fix_crc
     from codec import decode
 
     rejected = decoded = 0
@@ -74,7 +74,7 @@ def flip_all(data: bytes) -> tuple[int, int, list[str], collections.Counter, flo
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.bitflip", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.robustness.bitflip", description=__doc__.splitlines()[0])
     p.add_argument("--file", type=Path, help="an existing .inr file (else one is encoded from --image)")
     p.add_argument("--image", type=Path, default=SAMPLE)
     p.add_argument("--steps", type=int, default=100)

@@ -1,7 +1,7 @@
 """Decode time of the numpy receiver against the torch decoder, in one run, and their pixel agreement.
 
-    python -m benchmarks.receiver_speed FILE.inr [FILE.inr ...] [--sizes 768x512 3840x2160]
-        [--repeats 3] [--out benchmarks/results/receiver]
+    python -m benchmarks.probes.receiver_speed FILE.inr [FILE.inr ...] [--sizes 768x512 3840x2160]
+        [--repeats 3] [--out DIR]
 
 For every file and output size, decodes with backend "numpy" and "torch" (CPU), alternating, and
 keeps the best of --repeats wall-clock and CPU (process) times of `codec.decoder.decode_array`
@@ -70,7 +70,7 @@ def measure(data: bytes, size: tuple[int, int], repeats: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.receiver_speed", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.probes.receiver_speed", description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--sizes", nargs="+", type=_size, default=[(768, 512), (3840, 2160)])
     p.add_argument("--repeats", type=int, default=3)
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                   f"{rec['cpu_ratio_numpy_over_torch']:.2f}; max diff {rec['max_abs_diff']}, "
                   f"{rec['differing_values_percent']:.4f} % of values differ", flush=True)
     meta = {
-        "command": "python -m benchmarks.receiver_speed " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m benchmarks.probes.receiver_speed " + " ".join(sys.argv[1:] if argv is None else argv),
         "commit": _commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "device": f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), no GPU; "
                   f"load average {os.getloadavg()[0]:.1f} at the end",

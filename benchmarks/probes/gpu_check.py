@@ -12,7 +12,7 @@
    size, from which `--curve-seconds` (or what is left until `--curve-deadline`) is turned into a step count for the curve (written as
    ``curve.steps``; ``curve.tf32`` says whether TF32 kept quality within 0.1 dB).
 
-    python -m benchmarks.gpu_check --image ../shared/data/kodak/kodim23.png --out gpu_check.json
+    python -m benchmarks.probes.gpu_check --image ../shared/data/kodak/kodim23.png --out gpu_check.json
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Rate-distortion rounding of one real fit, every move set and sweep count side by side (issue 9).
 
-    python -m benchmarks.rd_rounding IMAGE --bpp 0.4 [--steps 2702] [--sweeps 3]
+    python -m benchmarks.probes.rd_rounding IMAGE --bpp 0.4 [--steps 2702] [--sweeps 3]
 
 Encodes IMAGE with the latent-grid encoder (`inr-encode --arch latent` with these options), keeps the fitted
 model as it is before its rounding (`codec.latent_encoder.round_latents_for_rate`), and then, from that one
@@ -28,7 +28,7 @@ from codec.metrics import psnr
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.rd_rounding", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.probes.rd_rounding", description=__doc__.splitlines()[0])
     p.add_argument("image")
     p.add_argument("--bpp", type=float, default=0.3)
     p.add_argument("--steps", type=int, default=None, help="fitting steps (default: planned from the time budget)")

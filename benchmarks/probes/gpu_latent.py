@@ -1,9 +1,9 @@
 """GPU checks and planning for the latent-grid family's Kodak curve (benchmarks/gpu_runbook.sh, GPU_FAMILY=latent).
 
-    python -m benchmarks.gpu_latent probe --image kodim23.png --steps 150 --out probe_0.json
-    python -m benchmarks.gpu_latent check --image kodim23.png --steps 2000 --out latent_check.json
-    python -m benchmarks.gpu_latent plan --probes probe_*.json --images 24,12,6 --rates 5 --seconds 330
-    python -m benchmarks.gpu_latent profile --image kodim23.png --steps 20 --out profile.txt
+    python -m benchmarks.probes.gpu_latent probe --image kodim23.png --steps 150 --out probe_0.json
+    python -m benchmarks.probes.gpu_latent check --image kodim23.png --steps 2000 --out latent_check.json
+    python -m benchmarks.probes.gpu_latent plan --probes probe_*.json --images 24,12,6 --rates 5 --seconds 330
+    python -m benchmarks.probes.gpu_latent profile --image kodim23.png --steps 20 --out profile.txt
 
 `probe` times the latent fit's steps (whole-image steps, as a CUDA encode runs them) in one process;
 the runbook starts as many probes at once as the curve will run processes, so their step times include

@@ -1,0 +1,1 @@
+"""Training of the weights that ship in the package (codec/inits/*.npz)."""
