@@ -228,7 +228,9 @@ def main(argv=None) -> int:
     for note in notes:
         print(note)
     if result.time_capped:
-        print("note: our encode reached its time budget before its planned steps (a busy machine)")
+        print(f"note: our encode reached its {args.time_budget:g} s budget after {result.steps} steps, before the steps it "
+              "had planned: this machine is slower or busier than the codec's cost model, so our file is worse than "
+              "usual (a quiet machine, or a larger --time-budget, does better)")
     try:
         write_png(picture, out, force=args.force)
     except FileExistsError:
