@@ -103,7 +103,7 @@ class InrCodec(Codec):
         """
         from codec.config import EncoderConfig
         from codec.imageio import load_pixels
-        from codec.stacked import encode_many
+        from codec.encoding.stacked import encode_many
 
         self._precision()
         config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,

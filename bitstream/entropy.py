@@ -232,11 +232,28 @@ def measure_bits(symbols: np.ndarray, model: TensorModel) -> int:
     return int(encoder.num_bits())
 
 
-def header_bytes(model: TensorModel) -> int:
-    """Bytes the model's parameters take in the header (see FORMAT.md)."""
-    from .header import model_param_size  # local: header imports this module
+def varint(value: int) -> bytes:
+    """LEB128: 7 bits a byte, least significant first, the high bit set on every byte but the last."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
-    return model_param_size(model)
+
+def header_bytes(model: TensorModel) -> int:
+    """Bytes the model's parameters take in the header, the kind byte excluded (FORMAT.md §5)."""
+    if model.kind == ZERO:
+        return 0
+    if model.kind in CONTEXT_KINDS:  # the class count, then every sub-model's kind byte and parameters
+        return 1 + sum(1 + header_bytes(sub) for sub in model.classes)
+    if model.kind == LAPLACE:
+        return 4
+    if model.kind == SPARSE_LAPLACE:
+        return 6
+    return 2 + sum(len(varint(c)) for c in model.counts)
 
 
 def _context_model(symbols: np.ndarray, n_classes: int, kinds, kind: int) -> tuple[TensorModel | None, int]:

@@ -15,7 +15,7 @@ from . import architectures
 from .entropy import (
     HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MAX_CONTEXT_CLASSES, MIN_CONTEXT_CLASSES, MODEL_NAMES,
     CONTEXT_KINDS, NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT, P_ZERO_ONE, PLAIN_KINDS, ROW_PREDICT, SPARSE_LAPLACE, ZERO,
-    TensorModel,
+    TensorModel, header_bytes, varint,
 )
 from .errors import InrFormatError
 
@@ -172,29 +172,6 @@ def file_version(header: "Header") -> int:
     return max([lowest_version(header.arch), sampling] + [KIND_VERSION.get(k, 1) for k in kinds])
 
 
-def model_param_size(model: TensorModel) -> int:
-    """Bytes of a model's parameters in the header, the kind byte excluded."""
-    if model.kind == ZERO:
-        return 0
-    if model.kind in CONTEXT_KINDS:  # the class count, then every sub-model's kind byte and parameters
-        return 1 + sum(1 + model_param_size(sub) for sub in model.classes)
-    if model.kind == LAPLACE:
-        return 4
-    if model.kind == SPARSE_LAPLACE:
-        return 6
-    return 2 + sum(len(_varint(c)) for c in model.counts)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 class _Reader:
     """Bounds-checked reading of a header section."""
 
@@ -318,7 +295,7 @@ def _pack_params(index: int, model: TensorModel) -> bytes:
     elif model.kind == SPARSE_LAPLACE:
         out += struct.pack("<eH", model.scale, model.p_zero)
     elif model.kind == HISTOGRAM:
-        out += b"".join(_varint(c) for c in model.counts)
+        out += b"".join(varint(c) for c in model.counts)
     return out
 
 

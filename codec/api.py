@@ -7,69 +7,36 @@ from typing import TYPE_CHECKING, BinaryIO
 from PIL import Image
 
 from .config import EncoderConfig
-from .decoder import DecodeLimits, decode_image
+from .decoding import DecodeLimits, decode_image
 from .imageio import ImageSource, load_pixels
 
 if TYPE_CHECKING:  # the fitting stack is imported only when encoding, never by a decoder
-    from .encoder import EncodeResult
+    from .encoding import EncodeResult
 
 
-def encode_with_stats(
-    image: ImageSource,
-    *,
-    bpp: float | None = None,
-    preset: str | None = None,
-    steps: int | None = None,
-    time_budget: float | None = None,
-    device: str | None = None,
-    seed: int = 0,
-    sparsity: float = 0.0,
-    convert: bool = False,
-    progress: bool = False,
-    init: str | None = None,
-    arch: str | None = None,
-    latent_sampling: str | None = None,
-) -> "EncodeResult":
+def encode_with_stats(image: ImageSource, config: EncoderConfig | None = None, **options) -> "EncodeResult":
     """Like :func:`encode`, returning the file with its measurements (bytes, bpp, PSNR, ...).
 
     Raises ModuleNotFoundError (name "torch") where torch is not installed: decoding needs numpy only.
     """
+    cfg = EncoderConfig.from_options(config, **options)
     try:
-        from .encoder import encode_pixels
+        from .encoding import encode_pixels
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
         raise ModuleNotFoundError("encoding needs torch, which is not installed (pip install torch==2.13.0); "
                                   "decoding works without it", name="torch") from None
-
-    pixels = load_pixels(image, convert=convert)
-    config = EncoderConfig(bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
-                           seed=seed, sparsity=sparsity, convert=convert, progress=progress,
-                           **({"init": init} if init is not None else {}), **({"arch": arch} if arch is not None else {}),
-                           **({"latent_sampling": latent_sampling} if latent_sampling is not None else {}))
-    return encode_pixels(pixels, config)
+    return encode_pixels(load_pixels(image, convert=cfg.convert), cfg)
 
 
-def encode(
-    image: ImageSource,
-    *,
-    bpp: float | None = None,
-    preset: str | None = None,
-    steps: int | None = None,
-    time_budget: float | None = None,
-    device: str | None = None,
-    seed: int = 0,
-    sparsity: float = 0.0,
-    convert: bool = False,
-    progress: bool = False,
-    init: str | None = None,
-    arch: str | None = None,
-    latent_sampling: str | None = None,
-) -> bytes:
+def encode(image: ImageSource, config: EncoderConfig | None = None, **options) -> bytes:
     """Compress an image to `.inr` bytes.
 
     Args:
         image: a PIL image, a uint8 numpy array (H, W) / (H, W, 1) / (H, W, 3), encoded image bytes, or a path.
+        config: all settings at once (an EncoderConfig); the options below, when given, override its fields.
+    Options (keywords; None or absent: the codec's default):
         bpp: target rate; the file is at most this many bits per pixel (header included).
         preset: a named operating point ("low", "medium", "high", "max"); "medium" if neither is given.
         steps: optimisation steps over all phases (default: planned from the time budget on the
@@ -80,25 +47,22 @@ def encode(
             only stops early, and the result's ``time_capped`` says so.
         device: "auto" (default: CUDA when available), "cpu" or "cuda".
         seed: makes the result reproducible on the same device (when limited by steps, not time).
-        sparsity: fraction of weights pruned by magnitude before quantization.
+        arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto" (default: the
+            latent grids where their file fits the decoders' default parameter limit, about 3 megapixels,
+            and no SIREN-only option is given; else the SIREN).
+        sparsity: SIREN / Poly-INR: fraction of weights pruned by magnitude before quantization.
+        init: SIREN: "meta" (start from the packaged meta-learned weights of the chosen network, where
+            there are some) or "random" (default).
+        latent_sampling: latent grids: "bilinear" (default) or "bicubic" (format version 4 or later).
         convert: convert 16-bit, CMYK and transparent images instead of refusing them.
         progress: show a progress bar on stderr.
-        init: "meta" (start from the packaged meta-learned weights of the chosen network, where
-            there are some) or "random"; None: the codec's default.
-        arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto"; None: the
-            codec's default, "auto" (the latent grids where their file fits the decoders' default
-            parameter limit, about 3 megapixels, and no SIREN-only option is given; else the SIREN).
-        latent_sampling: how the latent-grid family samples its grids, "bilinear" or "bicubic" (format
-            version 4 or later); None: the codec's default, bilinear. Other families ignore it.
     Returns:
         The complete `.inr` file.
     Raises:
         ImageInputError: the image cannot be read or is refused (see README for the policy).
-        OptionError: an option is out of range, or the bpp target cannot be met.
+        OptionError: an unknown option, one out of range, or a bpp target that cannot be met.
     """
-    return encode_with_stats(image, bpp=bpp, preset=preset, steps=steps, time_budget=time_budget, device=device,
-                             seed=seed, sparsity=sparsity, convert=convert, progress=progress, init=init,
-                             arch=arch, latent_sampling=latent_sampling).data
+    return encode_with_stats(image, config, **options).data
 
 
 def decode(

@@ -32,7 +32,7 @@ import numpy as np
 
 from bitstream import InrFormatError, read_file
 
-from .config import EncoderConfig
+from .config import OPTIONS, EncoderConfig
 from .errors import ImageInputError, OptionError
 from .imageio import load_pixels, write_atomic
 
@@ -106,7 +106,7 @@ def encode_one(pixels: np.ndarray, config: EncoderConfig, device: str, threads: 
     try:
         import torch
 
-        from .encoder import encode_pixels
+        from .encoding import encode_pixels
 
         torch.set_num_threads(threads)
         result = encode_pixels(pixels, replace(config, device=device, progress=False))
@@ -283,8 +283,7 @@ def _dumps(summary: dict) -> bytes:
 
 def _settings(config: EncoderConfig) -> dict:
     """The encoder settings a batch records (and compares with the previous run's)."""
-    return {k: getattr(config, k) for k in ("bpp", "preset", "steps", "time_budget", "device", "seed", "sparsity",
-                                            "convert", "arch")}
+    return {k: getattr(config, k) for k in OPTIONS if k != "progress"}
 
 
 def _summary(records: list, config: EncoderConfig, meta: dict, seconds: float) -> dict:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from bitstream import MAGIC, InrFormatError, architectures, read_header
 
-from .config import (ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, LATENT_SAMPLING_CHOICES, PRESETS,
-                     EncoderConfig)
-from .decoder import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
+from .config import (ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, INIT_CHOICES,
+                     LATENT_SAMPLING_CHOICES, OPTIONS, PRESETS, EncoderConfig)
+from .decoding import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
 from .devices import DEVICE_CHOICES
 from .errors import ImageInputError, OptionError
 from .imageio import check_writable, image_bytes, load_pixels, write_atomic
@@ -202,9 +202,9 @@ def encode_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-sampling", choices=LATENT_SAMPLING_CHOICES, default=EncoderConfig.latent_sampling,
                    help="how the latent grids are sampled between their cells (latent family only): bilinear or "
                         "bicubic (needs a decoder of format version 4 or later); see the README")
-    p.add_argument("--init", choices=("meta", "random"), default=EncoderConfig.init,
+    p.add_argument("--init", choices=INIT_CHOICES, default=EncoderConfig.init,
                    help="start the fit from the packaged meta-learned weights of the chosen network (where there are "
-                        "some: codec/inits) or from a seeded random SIREN init")
+                        "some: codec/encoding/inits) or from a seeded random SIREN init")
     p.add_argument("--convert", action="store_true",
                    help="convert 16-bit, CMYK and transparent images (composited onto white) instead of refusing")
     p.add_argument("-f", "--force", action="store_true",
@@ -248,7 +248,7 @@ def encode_main(argv=None) -> int:
         inp, out = Path(args.input), Path(args.output)
         _check_output(inp, out, args.force)
         pixels = load_pixels(inp, convert=args.convert)
-        from .encoder import encode_pixels  # the fitting stack is imported only when encoding
+        from .encoding import encode_pixels  # the fitting stack is imported only when encoding
 
         config = _encoder_config(args, progress=not args.quiet)
         result = encode_pixels(pixels, config)
@@ -265,10 +265,9 @@ def encode_main(argv=None) -> int:
 
 
 def _encoder_config(args, **extra) -> EncoderConfig:
-    """The EncoderConfig of inr-encode's options."""
-    return EncoderConfig(bpp=args.bpp, preset=args.preset, steps=args.steps, time_budget=args.time_budget,
-                         device=args.device, seed=args.seed, sparsity=args.sparsity, convert=args.convert,
-                         init=args.init, arch=args.arch, latent_sampling=args.latent_sampling, **extra)
+    """The EncoderConfig of inr-encode's options: each flag sets the field of its name (config.OPTIONS)."""
+    given = {name: getattr(args, name) for name in OPTIONS if hasattr(args, name)}
+    return EncoderConfig.from_options(**{**given, **extra})
 
 
 def _encode_batch(args) -> int:

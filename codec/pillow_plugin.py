@@ -26,13 +26,14 @@ from bitstream import MAGIC, InrFormatError
 from bitstream.container import VERSIONS
 from bitstream.header import unpack_header
 
-from .decoder import DecodeLimits, DecodeWorkError, decode_array
+from .config import OPTIONS
+from .decoding import DecodeLimits, DecodeWorkError, decode_array
 
 FORMAT = "INR"
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
 _LENGTH = struct.Struct("<I")
 #: options of `Image.save(..., **params)` passed on to codec.encode; others are ignored, as Pillow does
-SAVE_OPTIONS = ("bpp", "preset", "steps", "time_budget", "device", "seed", "sparsity", "convert")
+SAVE_OPTIONS = tuple(name for name in OPTIONS if name != "progress")
 MAX_FILE_BYTES = 1 << 30
 
 
@@ -100,7 +101,7 @@ def read_declared(fp: IO[bytes]) -> tuple[bytes, int]:
 
 
 class InrDecoder(ImageFile.PyDecoder):
-    """Renders the whole image at the tile's size (codec.decoder, numpy or torch)."""
+    """Renders the whole image at the tile's size (codec.decoding, numpy or torch)."""
 
     _pulls_fd = True
 

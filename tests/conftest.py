@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codec.config import EncoderConfig
-from codec.encoder import encode_pixels
+from dataclasses import fields
+
+from codec.config import EncoderConfig, MlpSettings
+from codec.encoding import encode_pixels
 
 
 def smooth_image(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -19,11 +21,20 @@ def smooth_image(height: int, width: int, channels: int, seed: int = 0) -> np.nd
     return np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8)
 
 
+MLP_FIELDS = {f.name for f in fields(MlpSettings)}
+
+
+def mlp_config(**settings) -> EncoderConfig:
+    """An EncoderConfig from flat keywords: MlpSettings' fields go to its `mlp`, the rest are its own."""
+    mlp = MlpSettings(**{k: v for k, v in settings.items() if k in MLP_FIELDS})
+    return EncoderConfig(mlp=mlp, **{k: v for k, v in settings.items() if k not in MLP_FIELDS})
+
+
 def quick_config(**overrides) -> EncoderConfig:
     # no warm-up: these tiny fits test round trips, and 150 plain steps fit a 16x2 SIREN smoothly
     settings = dict(hidden_width=16, hidden_layers=2, bits=8, steps=150, lr=3e-3, warmup_fraction=0.0, device="cpu", seed=0)
     settings.update(overrides)
-    return EncoderConfig(**settings)
+    return mlp_config(**settings)
 
 
 @pytest.fixture(scope="session")

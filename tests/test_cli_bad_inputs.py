@@ -171,12 +171,12 @@ def test_decode_output_equal_to_input(inputs, capsys):
 
 
 def test_encode_is_deterministic(inputs):
-    from codec.config import EncoderConfig
-    from codec.encoder import encode_pixels
+    from codec.config import EncoderConfig, MlpSettings
+    from codec.encoding import encode_pixels
 
     _, paths = inputs
     pixels = load_pixels(paths["good.png"])
-    cfg = EncoderConfig(hidden_width=10, hidden_layers=2, bits=8, steps=10, device="cpu", seed=3)
+    cfg = EncoderConfig(mlp=MlpSettings(hidden_width=10, hidden_layers=2, bits=8), steps=10, device="cpu", seed=3)
     assert encode_pixels(pixels, cfg).data == encode_pixels(pixels, cfg).data
 
 

@@ -7,9 +7,9 @@ import torch
 
 from codec import decode
 from codec.config import EncoderConfig
-from codec.decoder import decode_array
-from codec.encoder import encode_pixels
-from codec.stacked import encode_many
+from codec.decoding.decoder import decode_array
+from codec.encoding import encode_pixels
+from codec.encoding.stacked import encode_many
 
 from conftest import smooth_image
 

@@ -18,8 +18,8 @@ from bitstream import ZERO
 from benchmarks.robustness.fuzz_inr import crafted_file
 from codec import DecodeLimits, DecodeWorkError, InrFormatError, OptionError, decode
 from codec.cli import decode_main
-from codec.config import architecture_for_budget, params_for_rate
-from codec.decoder import DEFAULT_MAX_WORK, check_work, multiply_adds_per_pixel
+from codec.encoding.mlp import architecture_for_budget, params_for_rate
+from codec.decoding.decoder import DEFAULT_MAX_WORK, check_work, multiply_adds_per_pixel
 
 
 @pytest.fixture(scope="module")

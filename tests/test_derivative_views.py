@@ -12,8 +12,8 @@ from benchmarks.robustness.fuzz_inr import crafted_file
 from bitstream import ZERO
 from codec.cli import decode_main
 from codec.coords import grid_array
-from codec.numpy_nets import siren
-from codec.numpy_render import derivative_field, normalize_view
+from codec.families.siren.numpy import evaluate as siren
+from codec.decoding.numpy_render import derivative_field, normalize_view
 
 
 @pytest.fixture(scope="module")

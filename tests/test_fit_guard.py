@@ -9,12 +9,15 @@ import torch
 
 import bitstream
 
-from codec.config import EncoderConfig, StepPlan, plan_steps, warmup_steps
-from codec.encoder import encode_pixels
-from codec.families import LR_REFERENCE_WIDTH, lr_scales
-from codec.fitting import Phase, lr_factor, mse_to_psnr
+from codec.config import EncoderConfig
+from codec.encoding.common import StepPlan
+from codec.encoding.fitting import warmup_steps
+from codec.encoding.mlp import plan_mlp_steps
+from codec.encoding import encode_pixels
+from codec.encoding.fitting import LR_REFERENCE_WIDTH, lr_scales
+from codec.encoding.fitting import Phase, lr_factor, mse_to_psnr
 from codec.metrics import psnr
-from codec.siren import Siren
+from codec.families.siren.model import Siren
 
 from conftest import quick_config, smooth_image
 
@@ -69,8 +72,8 @@ def test_wide_layers_get_smaller_learning_rates():
 def plan(**cfg):
     """The SIREN's step plan for a 768x512 image (a 76 x 7 network)."""
     config = EncoderConfig(arch="siren", **cfg).validated()
-    return plan_steps(config, device_type=cfg.get("device", "cpu"), pixels=768 * 512, batch_pixels=1 << 14,
-                      hidden_width=76, hidden_layers=7, channels=3)
+    return plan_mlp_steps(config, device_type=cfg.get("device", "cpu"), pixels=768 * 512, batch_pixels=1 << 14,
+                          hidden_width=76, hidden_layers=7, channels=3)
 
 
 def test_steps_are_planned_up_front_and_the_budget_is_only_a_cap():
@@ -84,14 +87,14 @@ def test_steps_are_planned_up_front_and_the_budget_is_only_a_cap():
 
 
 def test_same_image_and_seed_give_the_same_bytes_under_a_time_budget(monkeypatch):
-    import codec.config
+    import codec.encoding.mlp
 
     # a slow modelled step: the 60 s budget plans MIN_PLANNED_STEPS steps, far inside the cap
-    monkeypatch.setattr(codec.config, "CPU_SECONDS_PER_STEP", 1.0)
+    monkeypatch.setattr(codec.encoding.mlp, "CPU_SECONDS_PER_STEP", 1.0)
     pixels = smooth_image(16, 24, 3, seed=5)
     first = encode_pixels(pixels, EncoderConfig(bpp=8.0, device="cpu", time_budget=60.0))
     second = encode_pixels(pixels, EncoderConfig(bpp=8.0, device="cpu", time_budget=60.0))
-    assert first.steps == codec.config.MIN_PLANNED_STEPS
+    assert first.steps == codec.encoding.mlp.MIN_PLANNED_STEPS
     assert not first.time_capped and not second.time_capped
     assert first.data == second.data
 
@@ -111,7 +114,7 @@ def _adam_step(params, opt):
 
 
 def test_divergence_guard_rolls_a_spike_back_to_the_last_healthy_snapshot_and_halves_the_rate():
-    from codec.fitting import SNAPSHOT_EVERY, SPIKE_RATIO, DivergenceGuard
+    from codec.encoding.fitting import SNAPSHOT_EVERY, SPIKE_RATIO, DivergenceGuard
 
     _, params, opt = _tiny_fit_parts()
     guard = DivergenceGuard(params, opt)
@@ -133,7 +136,7 @@ def test_divergence_guard_rolls_a_spike_back_to_the_last_healthy_snapshot_and_ha
 
 
 def test_divergence_guard_gives_up_after_max_rollbacks():
-    from codec.fitting import MAX_ROLLBACKS, DivergenceGuard
+    from codec.encoding.fitting import MAX_ROLLBACKS, DivergenceGuard
 
     _, params, opt = _tiny_fit_parts()
     guard = DivergenceGuard(params, opt)
@@ -144,12 +147,13 @@ def test_divergence_guard_gives_up_after_max_rollbacks():
 
 
 def _fit_smooth_image_hot(monkeypatch, max_rollbacks):
-    import codec.fitting
-    from codec.encoder import image_tensors, new_network
-    from codec.fitting import optimise
+    import codec.encoding.fitting
+    from codec.encoding.common import image_tensors
+    from codec.encoding.mlp import new_network
+    from codec.encoding.fitting import optimise
     from codec.progress import Progress
 
-    monkeypatch.setattr(codec.fitting, "MAX_ROLLBACKS", max_rollbacks)
+    monkeypatch.setattr(codec.encoding.fitting, "MAX_ROLLBACKS", max_rollbacks)
     coords, target, _ = image_tensors(smooth_image(48, 64, 3, seed=3), "cpu")
     model, _ = new_network(bitstream.SIREN, (64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)
     return optimise(model, coords, target, Phase("fit", 300, 5e-3, warmup_steps=15), batch_pixels=512,

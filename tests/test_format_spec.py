@@ -479,8 +479,8 @@ def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -
 
 def _encode(channels: int, seed: int, arch: str = "siren", size: tuple[int, int] = (12, 20),
             sampling: str = "bilinear") -> bytes:
-    from codec.config import EncoderConfig
-    from codec.encoder import encode_pixels
+    from codec.config import EncoderConfig, MlpSettings
+    from codec.encoding import encode_pixels
 
     from conftest import smooth_image
 
@@ -490,7 +490,8 @@ def _encode(channels: int, seed: int, arch: str = "siren", size: tuple[int, int]
     if arch == "latent":  # sizes its own grids and MLP; tiny images need a high rate for its smallest file
         cfg = EncoderConfig(arch="latent", bpp=40.0, steps=60, device="cpu", latent_sampling=sampling)
     else:
-        cfg = EncoderConfig(hidden_width=8, hidden_layers=2 if arch == "siren" else 3, bits=6, steps=60, device="cpu", arch=arch)
+        cfg = EncoderConfig(mlp=MlpSettings(hidden_width=8, hidden_layers=2 if arch == "siren" else 3, bits=6), steps=60,
+                            device="cpu", arch=arch)
     result = encode_pixels(img, cfg)
     assert not result.flat_fallback
     return result.data

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 import bitstream
-from codec.encoder import encode_pixels
+from codec.encoding import encode_pixels
 from codec.imageio import load_pixels
 from conftest import quick_config
 

@@ -15,11 +15,11 @@ from benchmarks.robustness.fuzz_inr import crafted_file, fix_crc
 from bitstream import BICUBIC, BILINEAR, LAPLACE, LATENT, SIREN, Header, InrFormatError, LatentGrid, TensorModel, TensorRecord, choose_model
 from bitstream.header import pack_header
 from codec.config import EncoderConfig
-from codec.decoder import DecodeLimits, build_model, decode_array
-from codec.encoder import encode_pixels
+from codec.decoding.decoder import DecodeLimits, build_model, decode_array
+from codec.encoding import encode_pixels
 from codec.errors import OptionError
-from codec.latentgrid import LatentGridInr, sample_grid
-from codec.numpy_nets import latent, sample
+from codec.families.latent.model import LatentGridInr, sample_grid
+from codec.families.latent.numpy import evaluate as latent, sample
 
 from conftest import smooth_image
 
@@ -166,7 +166,7 @@ def test_whole_image_and_pixel_batch_features_are_grid_sample_at_the_pixel_centr
 
 
 def test_rate_estimate_is_the_same_by_index_and_by_one_hot():
-    from codec.latent_encoder import latent_bits
+    from codec.encoding.latent import latent_bits
 
     torch.manual_seed(1)
     grid = torch.randn(1, 30, 41) * 3
@@ -316,8 +316,8 @@ def test_cli_arch_latent_and_info(tmp_path, capsys):
 
 def test_row_renderer_matches_the_pointwise_evaluator(any_latent_file):
     from codec.coords import grid_array
-    from codec.numpy_nets import latent_rows
-    from codec.numpy_render import to_uint8
+    from codec.families.latent.numpy import render_rows as latent_rows
+    from codec.decoding.numpy_render import to_uint8
 
     header, symbols = bitstream.read_file(any_latent_file[1].data)
     weights = bitstream.dequantize(header, symbols)
@@ -397,7 +397,7 @@ def test_decoding_is_the_same_on_another_thread_count_and_in_numpy(latent_file, 
     data = latent_file[1].data
     (tmp_path / "f.inr").write_bytes(data)
     script = ("import sys, numpy as np, torch, bitstream; torch.set_num_threads(1); "
-              "from codec.decoder import decode_array; d = open(sys.argv[1], 'rb').read(); "
+              "from codec.decoding.decoder import decode_array; d = open(sys.argv[1], 'rb').read(); "
               "np.save(sys.argv[2], np.concatenate([s.ravel() for s in bitstream.read_file(d)[1]])); "
               "np.save(sys.argv[3], decode_array(d, backend='torch', device='cpu'))")
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
@@ -595,18 +595,23 @@ def test_neighbour_predict_refuses_a_decoded_value_beyond_the_symbol_limit():
 
 
 def test_auto_picks_the_latent_grids_where_they_fit_and_pay():
-    from codec.config import DEFAULT_ARCH
+    from codec.config import DEFAULT_ARCH, MlpSettings
+    from codec.encoding import resolve_family
+
+    def arch(cfg, *size):
+        return resolve_family(cfg.validated(), *size).arch
 
     assert DEFAULT_ARCH == "auto" and EncoderConfig().arch == "auto"
-    medium = EncoderConfig().validated()  # preset "medium", 0.3 bpp
-    assert medium.for_image(768, 512, 3).arch == "latent"  # a Kodak photo: header and MLP ~6 % of the file
-    assert medium.for_image(512, 512, 1).arch == "latent"
-    assert medium.for_image(256, 256, 3).arch == "siren"  # header and MLP would be a third of 2.4 kB
-    assert EncoderConfig(bpp=0.6).validated().for_image(256, 256, 3).arch == "latent"
-    assert medium.for_image(2048, 1536, 3).arch == "siren"  # 4.2 M latents: past the decoders' default limit
-    for siren_only in ({"sparsity": 0.2}, {"init": "meta"}, {"hidden_width": 32, "hidden_layers": 3}):
-        assert EncoderConfig(**siren_only).validated().for_image(768, 512, 3).arch == "siren"
-    assert EncoderConfig(arch="poly").validated().for_image(768, 512, 3).arch == "poly"  # a named family stays
+    medium = EncoderConfig()  # preset "medium", 0.3 bpp
+    assert arch(medium, 768, 512, 3) == "latent"  # a Kodak photo: header and MLP ~6 % of the file
+    assert arch(medium, 512, 512, 1) == "latent"
+    assert arch(medium, 256, 256, 3) == "siren"  # header and MLP would be a third of 2.4 kB
+    assert arch(EncoderConfig(bpp=0.6), 256, 256, 3) == "latent"
+    assert arch(medium, 2048, 1536, 3) == "siren"  # 4.2 M latents: past the decoders' default limit
+    for siren_only in (EncoderConfig(sparsity=0.2), EncoderConfig(init="meta"),
+                       EncoderConfig(mlp=MlpSettings(hidden_width=32, hidden_layers=3))):
+        assert arch(siren_only, 768, 512, 3) == "siren"
+    assert arch(EncoderConfig(arch="poly"), 768, 512, 3) == "poly"  # a named family stays
     with pytest.raises(ValueError, match="resolve it"):
         EncoderConfig().arch_id
 
@@ -621,12 +626,12 @@ def test_auto_encodes_a_small_image_at_a_high_rate_with_the_latent_grids():
 
 def _trained_like_model(seed: int = 0):
     """A 24 x 32 latent model with random latents and MLP, and the pixel centres and a target image."""
-    from codec import latent_encoder as le
+    from codec.encoding import latent as le
     from codec.coords import grid as pixel_centres
 
     torch.manual_seed(seed)
     grid = LatentGrid(width=32, height=24, levels=3, channels=1)
-    model = LatentGridInr(channels=3, hidden_width=le.SYNTH_WIDTH, hidden_layers=le.SYNTH_LAYERS, grid=grid)
+    model = LatentGridInr(channels=3, hidden_width=le.DEFAULTS.synth_width, hidden_layers=le.DEFAULTS.synth_layers, grid=grid)
     with torch.no_grad():
         for g in model.latents:
             g.normal_(0, 3)
@@ -636,7 +641,7 @@ def _trained_like_model(seed: int = 0):
 
 
 def test_synthesis_steps_scale_the_hidden_and_output_steps_apart():
-    from codec import latent_encoder as le
+    from codec.encoding import latent as le
 
     assert le.synthesis_steps(6) == [2.0**-8] * 4 + [2.0**-6] * 2
     assert le.synthesis_steps(6, (4, 2)) == [2.0**-6] * 4 + [2.0**-5] * 2
@@ -645,7 +650,7 @@ def test_synthesis_steps_scale_the_hidden_and_output_steps_apart():
 def test_the_mlp_steps_are_chosen_by_mse_plus_lambda_times_their_bits():
     """lambda 0 takes the candidate of least MSE, a huge lambda the one of fewest bits, and each choice is
     the least cost of all candidates, as measured here apart."""
-    from codec import latent_encoder as le
+    from codec.encoding import latent as le
 
     model, coords, target = _trained_like_model()
     mlp = model.parameters_in_file_order()[model.grid.levels:]
@@ -657,25 +662,25 @@ def test_the_mlp_steps_are_chosen_by_mse_plus_lambda_times_their_bits():
             out = model.synthesis(features, [le.fake_quantize(p, s) for p, s in zip(mlp, steps)])
         return float(torch.mean((out - target) ** 2)), le.coded_bits(mlp, steps)
 
-    measured = {f: mse_and_bits(f) for f in le.SYNTH_STEP_FACTORS}
+    measured = {f: mse_and_bits(f) for f in le.DEFAULTS.synth_step_factors}
     assert len({bits for _, bits in measured.values()}) > 1 and len({m for m, _ in measured.values()}) > 1
     n_pix = coords.shape[0]
     for lam in (0.0, 1e-4, 1e-3, 1e-2, 1e6):
         chosen = le.choose_synthesis_steps(model, coords, target, lam)
-        factors = next(f for f in le.SYNTH_STEP_FACTORS if le.synthesis_steps(len(mlp), f) == chosen)
+        factors = next(f for f in le.DEFAULTS.synth_step_factors if le.synthesis_steps(len(mlp), f) == chosen)
         costs = {f: m + lam * b / n_pix for f, (m, b) in measured.items()}
         assert costs[factors] == pytest.approx(min(costs.values()), rel=1e-6)
-    fewest = min(le.SYNTH_STEP_FACTORS, key=lambda f: measured[f][1])
+    fewest = min(le.DEFAULTS.synth_step_factors, key=lambda f: measured[f][1])
     assert le.choose_synthesis_steps(model, coords, target, 1e6) == le.synthesis_steps(len(mlp), fewest)
 
 
 def test_the_file_stores_the_mlp_at_the_steps_the_fit_chose(latent_file):
     pixels, result = latent_file
     header, _ = bitstream.read_file(result.data)
-    from codec import latent_encoder as le
+    from codec.encoding import latent as le
 
     mlp_steps = [r.step for r in header.tensors[header.latent_levels:]]
-    assert mlp_steps in [le.synthesis_steps(len(mlp_steps), f) for f in le.SYNTH_STEP_FACTORS]
+    assert mlp_steps in [le.synthesis_steps(len(mlp_steps), f) for f in le.DEFAULTS.synth_step_factors]
 
 
 @pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
@@ -683,8 +688,8 @@ def test_the_file_stores_the_mlp_at_the_steps_the_fit_chose(latent_file):
 def test_each_pixel_reads_at_most_one_latent_of_a_phase(sampling, n_out, cells):
     """The premise of the grouped rounding: of the cells that one pixel centre reads (nonzero weight),
     exactly one has each index modulo the tap span, and axis_owners names it."""
-    from codec.latent_rounding import axis_owners, tap_span
-    from codec.numpy_nets import axis_taps
+    from codec.encoding.latent_rounding import axis_owners, tap_span
+    from codec.families.latent.numpy import axis_taps
 
     span = tap_span(n_out, cells, sampling)
     indices, weights = axis_taps(n_out, cells, np.dtype(np.float64), sampling)
@@ -703,8 +708,8 @@ def test_each_pixel_reads_at_most_one_latent_of_a_phase(sampling, n_out, cells):
 def test_rd_rounding_at_lambda_zero_only_lowers_the_image_error():
     """With lambda 0 a move is kept only where it lowers the squared error of the pixels it changes, and
     latents moved together change disjoint pixels, so the whole image's error falls by exactly the sum."""
-    from codec import latent_encoder as le
-    from codec.latent_rounding import rd_round
+    from codec.encoding import latent as le
+    from codec.encoding.latent_rounding import rd_round
 
     model, coords, _ = _trained_like_model(seed=1)
     target = model(coords).detach()  # the unrounded latents' image: rounding moves away from it
@@ -730,8 +735,8 @@ def _reference_rd_round(model, target, lam, steps, moves):
     """rd_round the slow way: every trial move of a latent evaluated alone on the whole image, from the
     state at the start of its phase group (the grouping the fast version uses), then the group's chosen
     moves applied together."""
-    from codec import latent_encoder as le
-    from codec.latent_rounding import class_code_lengths, tap_span
+    from codec.encoding import latent as le
+    from codec.encoding.latent_rounding import class_code_lengths, tap_span
 
     coords = pixel_centres_of(model)
     mlp = model.parameters_in_file_order()[model.grid.levels:]
@@ -783,8 +788,8 @@ def pixel_centres_of(model):
 def test_grouped_rd_rounding_is_the_latent_by_latent_search(moves, lam):
     """The fast rd_round (a phase's latents moved together, each one's error change read off the pixels it
     owns) makes exactly the choices of moving every latent alone and measuring the whole image."""
-    from codec import latent_encoder as le
-    from codec.latent_rounding import rd_round
+    from codec.encoding import latent as le
+    from codec.encoding.latent_rounding import rd_round
 
     torch.manual_seed(3)
     grid = LatentGrid(width=16, height=12, levels=3, channels=1)
@@ -805,7 +810,7 @@ def test_grouped_rd_rounding_is_the_latent_by_latent_search(moves, lam):
 def test_a_rounded_file_over_the_budget_is_rounded_again_at_a_higher_lambda():
     """Over the budget after its rounding, the encoder rounds towards zero at a higher lambda until the file
     at latent step 1 fits (rather than coarsening the step, which re-rounds every latent)."""
-    from codec import latent_encoder as le
+    from codec.encoding import latent as le
 
     model, coords, target = _trained_like_model(seed=2)
     pixels = np.clip(np.round((target.numpy().reshape(24, 32, 3) + 1) * 127.5), 0, 255).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""Meta-learned inits: the Reptile script writes what codec.meta_init loads, and the encoder starts from it."""
+"""Meta-learned inits: the Reptile script writes what codec.encoding.meta_init loads, and the encoder starts from it."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +6,11 @@ import pytest
 from PIL import Image
 
 import bitstream
-import codec.meta_init as meta_init
-from benchmarks.training import train_init
-from codec.config import EncoderConfig
-from codec.encoder import encode_pixels, new_network
+import codec.encoding.meta_init as meta_init
+from codec.encoding import train_init
+from codec.config import EncoderConfig, MlpSettings
+from codec.encoding import encode_pixels
+from codec.encoding.mlp import new_network
 from codec.errors import OptionError
 
 from conftest import smooth_image
@@ -42,20 +43,20 @@ def test_training_writes_a_loadable_init_and_is_reproducible(trained, tmp_path):
 
 def test_encoder_starts_from_the_meta_init(trained, monkeypatch):
     monkeypatch.setattr(meta_init, "INIT_DIR", trained)
-    config = EncoderConfig(hidden_width=12, hidden_layers=2, bits=8, steps=60, device="cpu", init="meta")
+    config = EncoderConfig(mlp=MlpSettings(hidden_width=12, hidden_layers=2, bits=8), steps=60, device="cpu", init="meta")
     model, init = new_network(bitstream.SIREN, (36, 24, 3, 12, 2, 30.0), 0, "cpu", meta=True)
     assert init == "meta"
     for p, t in zip(model.parameters_in_file_order(), meta_init.find_init(3, 12, 2, 30.0)):
         assert np.array_equal(p.detach().numpy(), t)
     pixels = smooth_image(24, 36, 3, seed=9)
     result = encode_pixels(pixels, config)
-    plain = encode_pixels(pixels, EncoderConfig(hidden_width=12, hidden_layers=2, bits=8, steps=60, device="cpu"))
+    plain = encode_pixels(pixels, EncoderConfig(mlp=MlpSettings(hidden_width=12, hidden_layers=2, bits=8), steps=60, device="cpu"))
     assert result.init == "meta" and plain.init == "random" and plain.data != result.data
 
 
 def test_meta_without_a_packaged_init_falls_back_to_random(tmp_path, monkeypatch):
     monkeypatch.setattr(meta_init, "INIT_DIR", tmp_path)
-    result = encode_pixels(smooth_image(24, 36, 3), EncoderConfig(hidden_width=12, hidden_layers=2, bits=8, steps=20,
+    result = encode_pixels(smooth_image(24, 36, 3), EncoderConfig(mlp=MlpSettings(hidden_width=12, hidden_layers=2, bits=8), steps=20,
                                                                   device="cpu", init="meta"))
     assert result.init == "random"
 

@@ -13,10 +13,10 @@ from benchmarks.robustness.fuzz_inr import crafted_file
 from bitstream import LAPLACE, POLY, Header, InrFormatError
 from codec import decode
 from codec.config import EncoderConfig
-from codec.decoder import build_model, decode_array
-from codec.encoder import encode_pixels
-from codec.numpy_nets import poly
-from codec.polyinr import PolyInr
+from codec.decoding.decoder import build_model, decode_array
+from codec.encoding import encode_pixels
+from codec.families.poly.numpy import evaluate as poly
+from codec.families.poly.model import PolyInr
 
 from conftest import quick_config, smooth_image
 
@@ -107,7 +107,7 @@ def test_omega0_other_than_one_is_rejected():
 
 def test_stacked_encoding_refuses_the_family():
     from codec.errors import OptionError
-    from codec.stacked import encode_many
+    from codec.encoding.stacked import encode_many
 
     with pytest.raises(OptionError, match="SIRENs only"):
         encode_many([smooth_image(8, 8, 3)], EncoderConfig(arch="poly", steps=5, device="cpu"))

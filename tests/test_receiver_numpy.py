@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.robustness.fuzz_inr import corpus
 from codec import decode
-from codec.decoder import decode_array
+from codec.decoding.decoder import decode_array
 
 NO_TORCH = "import sys; sys.modules['torch'] = None\n"
 
@@ -40,7 +40,7 @@ def test_numpy_pixels_equal_torch_pixels(files, size):
 
 
 def test_numpy_chunking_does_not_change_pixels(files, monkeypatch):
-    import codec.numpy_render as numpy_render
+    import codec.decoding.numpy_render as numpy_render
 
     whole = decode_array(files[0], res=64, backend="numpy")
     monkeypatch.setattr(numpy_render, "CHUNK_ACTIVATIONS", 16 * 64)  # one row per chunk
@@ -48,7 +48,7 @@ def test_numpy_chunking_does_not_change_pixels(files, monkeypatch):
 
 
 def test_importing_the_codec_and_cli_does_not_import_torch():
-    proc = subprocess.run([sys.executable, "-c", "import sys, codec, codec.cli, codec.decoder; "
+    proc = subprocess.run([sys.executable, "-c", "import sys, codec, codec.cli, codec.decoding; "
                            "print('torch' in sys.modules)"], capture_output=True, text=True, timeout=300)
     assert proc.stdout.strip() == "False", proc.stderr
 
@@ -102,8 +102,8 @@ def test_unknown_architecture_has_a_clear_numpy_error(files):
     import dataclasses
 
     from bitstream import InrFormatError, read_header
-    from codec.numpy_render import evaluator_for
+    from codec.decoding.numpy_render import evaluator_for
 
     header = dataclasses.replace(read_header(files[0]), arch=99)
-    with pytest.raises(InrFormatError, match="no numpy renderer"):
+    with pytest.raises(InrFormatError, match="architecture 99 is not a family this codec knows"):
         evaluator_for(header)

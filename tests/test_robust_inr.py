@@ -18,7 +18,7 @@ from bitstream.entropy import SPARSE_LAPLACE
 from bitstream import HISTOGRAM, LAPLACE, ZERO, Header, InrFormatError, TensorModel, TensorRecord
 from bitstream.header import _FIXED, FIELDS
 from codec import OptionError, decode
-from codec.decoder import DEFAULT_MAX_PIXELS, DecodeLimits, decode_array
+from codec.decoding.decoder import DEFAULT_MAX_PIXELS, DecodeLimits, decode_array
 
 from benchmarks.robustness.fuzz_inr import crafted_file
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 import bitstream
 import codec
-from codec.encoder import encode_pixels
+from codec.encoding import encode_pixels
 from codec.metrics import psnr
 
 from conftest import quick_config, smooth_image
@@ -66,7 +66,7 @@ def test_upscaled_decode_agrees_with_original_size(rgb_file):
 def test_chunked_rendering_matches_single_chunk(rgb_file, monkeypatch):
     _, result = rgb_file
     whole = np.asarray(codec.decode(result.data, device="cpu", res=64))
-    import codec.render as render
+    import codec.decoding.render as render
 
     monkeypatch.setattr(render, "CHUNK_ACTIVATIONS", 16 * 64)  # one row per chunk
     rows = np.asarray(codec.decode(result.data, device="cpu", res=64))

@@ -1,4 +1,4 @@
-"""Stacked encoding (codec.stacked): many fits in one batched network give what single encodes give."""
+"""Stacked encoding (codec.encoding.stacked): many fits in one batched network give what single encodes give."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +8,11 @@ import torch
 import bitstream
 
 from codec import decode
-from codec.config import EncoderConfig
-from codec.encoder import encode_pixels
+from codec.config import EncoderConfig, MlpSettings
+from codec.encoding import encode_pixels
 from codec.errors import OptionError
-from codec.siren import Siren
-from codec.stacked import StackedSiren, encode_many
+from codec.families.siren.model import Siren
+from codec.encoding.stacked import StackedSiren, encode_many
 
 from conftest import smooth_image
 
@@ -78,7 +78,7 @@ def test_stacked_refuses_what_it_cannot_do():
 
 def test_a_stacked_fit_that_does_not_learn_is_encoded_again_alone():
     # lr 1e4 throws every stacked fit off; the single encoder then restarts (and falls back to the flat image)
-    config = EncoderConfig(hidden_width=16, hidden_layers=3, bits=8, steps=400, lr=1e4, device="cpu")
+    config = EncoderConfig(mlp=MlpSettings(hidden_width=16, hidden_layers=3, bits=8), steps=400, lr=1e4, device="cpu")
     image = smooth_image(16, 24, 3, seed=5)
     [stacked] = encode_many([image], config)
     single = encode_pixels(image, config)
@@ -88,14 +88,15 @@ def test_a_stacked_fit_that_does_not_learn_is_encoded_again_alone():
 
 def _hot_fit(images, monkeypatch, max_rollbacks=4):
     """The spiking fit of test_fit_guard (64x5 SIREN, lr 5e-3, 512-pixel batches), stacked."""
-    import codec.fitting
-    import codec.stacked
-    from codec.encoder import image_tensors, new_network
-    from codec.fitting import Phase, mse_to_psnr
+    import codec.encoding.fitting
+    import codec.encoding.stacked
+    from codec.encoding.common import image_tensors
+    from codec.encoding.mlp import new_network
+    from codec.encoding.fitting import Phase, mse_to_psnr
     from codec.progress import Progress
-    from codec.stacked import fit_stacked
+    from codec.encoding.stacked import fit_stacked
 
-    monkeypatch.setattr(codec.stacked, "MAX_ROLLBACKS", max_rollbacks)
+    monkeypatch.setattr(codec.encoding.stacked, "MAX_ROLLBACKS", max_rollbacks)
     tensors = [image_tensors(p, "cpu") for p in images]
     stack = StackedSiren([new_network(bitstream.SIREN, (64, 48, 3, 64, 5, 30.0), 0, "cpu", meta=False)[0] for _ in images])
     best, failed = fit_stacked(stack, torch.stack([c for c, _, _ in tensors]), torch.stack([t for _, t, _ in tensors]),
@@ -105,8 +106,9 @@ def _hot_fit(images, monkeypatch, max_rollbacks=4):
 
 
 def _single_hot_fit(pixels):
-    from codec.encoder import image_tensors, new_network
-    from codec.fitting import Phase, mse_to_psnr, optimise
+    from codec.encoding.common import image_tensors
+    from codec.encoding.mlp import new_network
+    from codec.encoding.fitting import Phase, mse_to_psnr, optimise
     from codec.progress import Progress
 
     coords, target, _ = image_tensors(pixels, "cpu")
@@ -129,8 +131,8 @@ def test_stacked_fits_whose_loss_blows_up_are_rolled_back_as_single_fits_are(mon
 
 
 def test_stacked_guard_rolls_back_one_image_and_leaves_the_other_bit_for_bit():
-    from codec.fitting import SNAPSHOT_EVERY, SPIKE_RATIO
-    from codec.stacked import StackedGuard
+    from codec.encoding.fitting import SNAPSHOT_EVERY, SPIKE_RATIO
+    from codec.encoding.stacked import StackedGuard
 
     def run(spike_at):
         torch.manual_seed(0)

@@ -18,15 +18,15 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import bitstream
-from codec.config import EncoderConfig
-from codec.encoder import encode_pixels
+from codec.config import EncoderConfig, MlpSettings
+from codec.encoding import encode_pixels
 
 from ..baselines import JPEG420
 from ..bdrate import BDError, bd_rate
@@ -52,7 +52,7 @@ VARIANTS = {
     "QAT on 20% of the steps": {"qat_fraction": 0.2},
     "at most 4 layers (cheaper steps, more of them)": {"max_layers": 4},
     "network for half the parameter budget (finer quantization, more steps)": {"size_factor": 0.5},
-    # issue 10: Reptile-trained starting weights (benchmarks/training/train_init.py, codec/inits)
+    # issue 10: Reptile-trained starting weights (codec/encoding/train_init.py, codec/encoding/inits)
     "meta-learned init (codec/inits)": {"init": "meta"},
     "random SIREN init": {"init": "random"},
     # issue 8, item 3: the sine layers' frequency factor at full size (default 30, the SIREN paper's)
@@ -61,6 +61,13 @@ VARIANTS = {
     # issue 8, item 3: the Poly-INR family (architecture 2) at its own learning rate (1e-2)
     "Poly-INR (architecture 2, --arch poly)": {"arch": "poly"},
 }
+
+
+def with_overrides(cfg: EncoderConfig, overrides: dict) -> EncoderConfig:
+    """cfg with a variant's settings: MlpSettings' fields in its `mlp`, the others its own."""
+    mlp_names = {f.name for f in fields(MlpSettings)}
+    mlp = replace(cfg.mlp, **{k: v for k, v in overrides.items() if k in mlp_names})
+    return replace(cfg, mlp=mlp, **{k: v for k, v in overrides.items() if k not in mlp_names})
 
 
 def _commit() -> str:
@@ -130,7 +137,7 @@ def main(argv=None) -> int:
         for bpp in bpps:
             rates, quals, secs, per_image = [], [], [], []
             for arr, im in zip(arrays, images):
-                cfg = replace(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device, arch="siren"), **overrides)
+                cfg = with_overrides(EncoderConfig(bpp=bpp, steps=args.steps, device=args.device, arch="siren"), overrides)
                 t0 = time.monotonic()
                 res = encode_pixels(arr, cfg)
                 secs.append(time.monotonic() - t0)

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from codec.config import EncoderConfig
-from codec.decoder import decode_array
-from codec.encoder import encode_pixels, plan_encode
+from codec.decoding.decoder import decode_array
+from codec.encoding import encode_pixels
+from codec.encoding.mlp import plan_encode
 from codec.imageio import load_pixels
 from codec.metrics import psnr
-from codec.siren import Siren
-from codec.stacked import StackedSiren, encode_many, fit_stacked, group_size
-from codec.fitting import Phase
+from codec.families.siren.model import Siren
+from codec.encoding.stacked import StackedSiren, encode_many, fit_stacked, group_size
+from codec.encoding.fitting import Phase
 from codec.progress import Progress
 
 TF32_TOLERANCE_DB = 0.1

@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 
 from codec.config import EncoderConfig
-from codec.encoder import encode_pixels, image_tensors
+from codec.encoding import encode_pixels
+from codec.encoding.common import image_tensors
 from codec.imageio import load_pixels
-from codec.latent_encoder import SYNTH_LAYERS, SYNTH_WIDTH, default_grid, fit, initial_lambda
-from codec.latentgrid import LatentGridInr
+from codec.encoding.latent import DEFAULTS, default_grid, fit, initial_lambda
+from codec.families.latent.model import LatentGridInr
 from codec.progress import Progress
 
 from .gpu_check import _decode_difference, _timed
@@ -47,7 +48,7 @@ def step_seconds(pixels, device: str, steps: int, warmup: int = 10, batch_pixels
 
     def run(n):
         torch.manual_seed(0)
-        model = LatentGridInr(channels=channels, hidden_width=SYNTH_WIDTH, hidden_layers=SYNTH_LAYERS, grid=grid).to(device)
+        model = LatentGridInr(channels=channels, hidden_width=DEFAULTS.synth_width, hidden_layers=DEFAULTS.synth_layers, grid=grid).to(device)
         fit(model, coords, target, steps=n, lr=5e-2, lam=initial_lambda(0.25), latent_bpp_target=0.25, deadline=None,
             progress=Progress(enabled=False), batch_pixels=batch_pixels or width * height,
             generator=torch.Generator(device=device).manual_seed(0))

@@ -17,13 +17,13 @@ import time
 
 import torch
 
-import codec.latent_encoder as le
+import codec.encoding.latent as le
 from bitstream.entropy import NEIGHBOUR_CLASSES
 from codec.config import EncoderConfig
-from codec.decoder import decode_array
-from codec.encoder import encode_pixels
+from codec.decoding.decoder import decode_array
+from codec.encoding import encode_pixels
 from codec.imageio import load_pixels
-from codec.latent_rounding import MOVES, rd_round
+from codec.encoding.latent_rounding import MOVES, rd_round
 from codec.metrics import psnr
 
 

@@ -43,7 +43,7 @@ def _commit() -> str:
 
 
 def measure(data: bytes, size: tuple[int, int], repeats: int) -> dict:
-    from codec.decoder import decode_array, multiply_adds_per_pixel
+    from codec.decoding.decoder import decode_array, multiply_adds_per_pixel
 
     times = {"numpy": [], "torch": []}
     cpu = {"numpy": [], "torch": []}

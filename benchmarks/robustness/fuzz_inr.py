@@ -165,15 +165,16 @@ def row_context_file(rng: np.random.Generator, *, predict: bool = False, kind: s
 
 def real_file(hidden_width: int = 16, steps: int = 30, arch: str = "siren") -> bytes:
     """A small file made by the real encoder (about a second on a CPU)."""
-    from codec.config import EncoderConfig
-    from codec.encoder import encode_pixels
+    from codec.config import EncoderConfig, MlpSettings
+    from codec.encoding import encode_pixels
 
     y, x = np.mgrid[0:12, 0:20]
     arr = np.stack([x * 12, y * 20, (x + y) * 7], -1).astype(np.uint8)
     if arch == "latent":  # the family sizes its own network
-        cfg = EncoderConfig(bits=8, steps=steps, device="cpu", arch=arch)
+        cfg = EncoderConfig(mlp=MlpSettings(bits=8), steps=steps, device="cpu", arch=arch)
     else:
-        cfg = EncoderConfig(hidden_width=hidden_width, hidden_layers=2, bits=8, steps=steps, device="cpu", arch=arch)
+        cfg = EncoderConfig(mlp=MlpSettings(hidden_width=hidden_width, hidden_layers=2, bits=8), steps=steps, device="cpu",
+                            arch=arch)
     return encode_pixels(arr, cfg).data
 
 
@@ -298,7 +299,7 @@ def _message_kind(msg: str) -> str:
 
 def decode_case(data: bytes, op: str = ""):
     """Decode with the fuzzing limits (for a work bomb: default parameter and pixel limits, small work)."""
-    from codec.decoder import DecodeLimits, decode_array
+    from codec.decoding.decoder import DecodeLimits, decode_array
 
     if op == "work-bomb":
         limits = DecodeLimits(max_work=FUZZ_MAX_WORK)

@@ -1,6 +1,6 @@
-"""Meta-learned starting weights for the SIREN fit (Reptile, trained by benchmarks/train_init.py).
+"""Meta-learned starting weights for the SIREN fit (Reptile, trained by codec.encoding.train_init).
 
-A packaged init is an ``.npz`` in ``codec/inits/`` named by the network it fits
+A packaged init is an ``.npz`` in ``codec/encoding/inits/`` named by the network it fits
 (``siren_c{channels}_w{width}_l{layers}.npz``), holding the tensors in file order (``t0``, ``t1``, …)
 and ``omega0``. The encoder starts its first fitting attempt from it when the planned network has
 one (``EncoderConfig.init="meta"``); the file still stores the final weights, so decoding needs

@@ -26,8 +26,8 @@ from torch.nn import functional as F
 
 import bitstream
 
-from .latentgrid import LatentGridInr, separable_samples
-from .numpy_nets import axis_taps
+from ..families.latent.model import LatentGridInr, separable_samples
+from ..families.latent.numpy import axis_taps
 from .quantization import fake_quantize
 
 

@@ -7,7 +7,7 @@ Adam works element by element, so each image's network follows the same updates 
 encode, up to float rounding (the matrix products' summation order, and omega0 applied inside the
 product instead of after it). Quantization is chosen per image, the
 quantization-aware fine-tuning runs stacked again, and each file is finished, decoded and checked
-exactly as in :func:`codec.encoder.encode_pixels`; an image whose stacked fit did not learn is
+exactly as in :func:`codec.encoding.encode_pixels`; an image whose stacked fit did not learn is
 encoded again on its own (with the single encoder's restarts).
 """
 from __future__ import annotations
@@ -21,21 +21,22 @@ import torch
 
 import bitstream
 
-from .config import EncoderConfig, warmup_steps
-from .devices import resolve_device
-from .encoder import (
-    CHECK_FRACTION, FLAT_BAR, FLAT_IMAGE_MSE, MIN_CHECKED_STEPS, EncodePlan, EncodeResult, choose_quantization,
-    encode_pixels, finish_file, image_tensors, new_network, plan_encode,
-)
-from .errors import OptionError
-from .families import lr_scales
+from ..config import EncoderConfig
+from ..devices import resolve_device
+from ..errors import OptionError
+from ..families.siren.model import Siren
+from ..progress import Progress
+from .common import EncodeResult, image_tensors
 from .fitting import (
     HEALTHY_RATIO, LOSS_SMOOTHING, MAX_ROLLBACKS, ROLLBACK_LR_CUT, SNAPSHOT_EVERY, SPIKE_RATIO, Phase, adam_moments,
-    lr_factor,
+    lr_factor, lr_scales, warmup_steps,
 )
-from .progress import Progress
+from .mlp import (
+    CHECK_FRACTION, FLAT_BAR, FLAT_IMAGE_MSE, MIN_CHECKED_STEPS, EncodePlan, choose_quantization, finish_file,
+    new_network, plan_encode,
+)
+from .mlp import encode as encode_mlp
 from .quantization import fake_quantize
-from .siren import Siren
 
 #: bytes of activations one image may keep for the backward pass per stacked step (GPU memory guard)
 DEFAULT_GROUP_BYTES = 40 * 2**30
@@ -221,7 +222,7 @@ def _group_key(plan: EncodePlan) -> tuple:
 def encode_many(images: list[np.ndarray], config: EncoderConfig, *, group_bytes: int = DEFAULT_GROUP_BYTES) -> list[EncodeResult]:
     """Encode several (H, W, C) uint8 arrays; equal plans are fitted together in stacked networks.
 
-    Each result is a complete file as :func:`codec.encoder.encode_pixels` makes it, with the same
+    Each result is a complete file as :func:`codec.encoding.encode_pixels` makes it, with the same
     fields; `seconds` is the image's share of its group's time. Steps are fixed (``config.steps``,
     else the device default): no time budget, no pruning. Pixels per step as in a single encode
     (``config.batch_pixels``, else the whole image on a GPU and 16,384 on the CPU), the same random
@@ -269,11 +270,11 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
         models.append(model)
     stack = StackedSiren(models)
     fit_steps = plan.phase_steps["fit"]
-    warmup = warmup_steps(fit_steps, cfg.warmup_fraction)
+    warmup = warmup_steps(fit_steps, cfg.mlp.warmup_fraction)
     check_step = max(round(fit_steps * CHECK_FRACTION), 2 * warmup)
     checked = fit_steps >= MIN_CHECKED_STEPS and check_step <= fit_steps // 2
     bars = torch.tensor([f * FLAT_BAR if f > FLAT_IMAGE_MSE else math.inf for f in flat], device=device)
-    phase = Phase("fit", fit_steps, cfg.fit_lr, lr_scales=lr_scales(models[0], cfg.lr_scaling),
+    phase = Phase("fit", fit_steps, cfg.fit_lr, lr_scales=lr_scales(models[0], cfg.mlp.lr_scaling),
                   warmup_steps=warmup, check_step=check_step if checked else None)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)  # the pixel draws of a single encode
     batching = dict(batch_pixels=plan.batch_pixels, generator=generator)
@@ -292,7 +293,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
         def transform(params):
             return [fake_quantize(p, s.view(-1, *([1] * (p.dim() - 1)))) for p, s in zip(params, step_tensors)]
 
-        fit_stacked(stack, coords, targets, Phase("qat", plan.phase_steps["qat"], cfg.qat_lr), transform=transform,
+        fit_stacked(stack, coords, targets, Phase("qat", plan.phase_steps["qat"], cfg.mlp.qat_lr), transform=transform,
                     progress=progress, **batching)
     steps = fit_steps + plan.phase_steps["qat"]
     share = (time.monotonic() - t0) / len(pixels_list)
@@ -301,7 +302,7 @@ def _encode_group(pixels_list: list[np.ndarray], plans: list[EncodePlan], cfg: E
         t_image = time.monotonic()
         if failed[i]:  # the single encoder restarts with a lower learning rate and other seeds
             progress.message(f"stacked fit of image {i} did not learn; encoding it on its own")
-            single = encode_pixels(pixels, replace(cfg, progress=False))
+            single = encode_mlp(pixels, replace(cfg, progress=False))
             results.append(replace(single, seconds=single.seconds + share))
             continue
         if plan.phase_steps["qat"]:

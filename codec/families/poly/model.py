@@ -58,9 +58,17 @@ class PolyInr(nn.Module):
             h = nn.functional.leaky_relu(layer(h * coord_map(coords)), POLY_NEGATIVE_SLOPE)
         return self.out(h)
 
+    def header_fields(self) -> dict:
+        """The header fields that describe this network (FORMAT.md §4; omega0 is 1.0 for this family)."""
+        return {"channels": self.out.out_features, "hidden_width": self.first.out_features,
+                "hidden_layers": len(self.hidden) + 1, "omega0": 1.0}
+
     def parameters_in_file_order(self) -> list[nn.Parameter]:
         """The order of the tensors in an `.inr` file (FORMAT.md §4.2)."""
         params = [self.first.weight, self.first.bias]
         for coord_map, layer in zip(self.coord_maps, self.hidden):
             params += [coord_map.weight, coord_map.bias, layer.weight, layer.bias]
         return params + [self.out.weight, self.out.bias]
+
+
+MODEL = PolyInr

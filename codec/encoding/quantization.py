@@ -38,7 +38,7 @@ def float16_at_least(value: float) -> float:
 
 #: step multipliers of the rate-controlled scheme: every sine layer's weights share one step (their
 #: errors are all amplified by omega0 inside the sine); the linear output layer and the biases get
-#: coarser steps (measured on Kodak crops, see benchmarks/results/ablation_*)
+#: coarser steps (measured on Kodak crops: benchmarks/DECISIONS.md)
 OUTPUT_STEP_FACTOR = 4.0
 BIAS_STEP_FACTOR = 1.0
 

@@ -1,7 +1,7 @@
 """bytes -> image at any size. Imports only the format, the model definition and rendering.
 
-torch is optional here: with it the network is rendered by codec.render (CPU or CUDA); without
-it (or with backend="numpy") by codec.numpy_render, which needs numpy alone.
+torch is optional here: with it the network is rendered by codec.decoding.render (CPU or CUDA); without
+it (or with backend="numpy") by codec.decoding.numpy_render, which needs numpy alone.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import bitstream
 from bitstream import Header
 from bitstream.container import decode_payload, split_file
 
-from .errors import OptionError
+from ..errors import OptionError
+from ..families.registry import family
 from .numpy_render import WORK_FACTOR
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def output_size(width: int, height: int, *, res=None, size=None, scale=None) -> 
 
 def build_model(header: Header, weights: list[np.ndarray], device: "torch.device") -> "torch.nn.Module":
     """A torch network of the header's family and dimensions holding exactly `weights` (file order)."""
-    from .families import build_network, load_weights
+    from ..families.registry import build_network, load_weights
 
     model = build_network(header.arch, channels=header.channels, hidden_width=header.hidden_width,
                           hidden_layers=header.hidden_layers, omega0=header.omega0, grid=header.grid())
@@ -189,18 +190,16 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
         from .numpy_render import render_view
 
         return render_view(header, weights, height, width, render)
-    from .numpy_nets import ROW_RENDERERS
-
     auto = (backend or "auto").lower() == "auto"
-    if which == "torch" and auto and header.arch in ROW_RENDERERS:  # numpy's row renderer is the faster on a CPU
-        from .devices import resolve_device
+    if which == "torch" and auto and hasattr(family(header.arch).numpy(), "render_rows"):  # the faster on a CPU
+        from ..devices import resolve_device
 
         which = "numpy" if resolve_device(device).type == "cpu" else "torch"
     if which == "numpy":
         from .numpy_render import render_image
 
         return render_image(header, weights, height, width)
-    from .devices import resolve_device
+    from ..devices import resolve_device
     from .render import render as render_torch
 
     dev = resolve_device(device)

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bitstream import Header, InrFormatError, architectures
+from bitstream import Header
 
-from .coords import grid_array
-from .numpy_nets import EVALUATORS, ROW_RENDERERS, Evaluator, widest_layer
+from ..coords import grid_array
+from ..families.evaluation import Evaluator, widest_layer
+from ..families.registry import family
 
-#: at most about this many floats of hidden activations are alive at once (as codec.render)
+#: at most about this many floats of hidden activations are alive at once (as codec.decoding.render)
 CHUNK_ACTIVATIONS = 1 << 23
 #: cost of each render relative to the picture (values, + 2 tangents, + 2 second-order tangents);
 #: it multiplies the work counted against DecodeLimits.max_work and divides the rows per chunk
@@ -23,12 +24,8 @@ VIEWS = ("gradient", "laplacian")
 
 
 def evaluator_for(header: Header) -> Evaluator:
-    """The numpy evaluator of the file's architecture, or InrFormatError if there is none."""
-    try:
-        return EVALUATORS[header.arch]
-    except KeyError:
-        name = architectures.NAMES.get(header.arch, str(header.arch))
-        raise InrFormatError(f"architecture {name} has no numpy renderer; install torch to decode it") from None
+    """The numpy evaluator of the file's family (InrFormatError for an unknown one)."""
+    return family(header.arch).numpy().evaluate
 
 
 def _rows_per_chunk(header: Header, width: int, what: str) -> int:
@@ -36,7 +33,7 @@ def _rows_per_chunk(header: Header, width: int, what: str) -> int:
 
 
 def to_uint8(values: np.ndarray) -> np.ndarray:
-    """Model output in [-1, 1] -> 8-bit values, exactly as codec.render.to_uint8 (NaN -> mid grey)."""
+    """Model output in [-1, 1] -> 8-bit values, exactly as codec.decoding.render.to_uint8 (NaN -> mid grey)."""
     values = np.nan_to_num(values, nan=0.0)
     with np.errstate(over="ignore", invalid="ignore"):
         scaled = (values + np.float32(1.0)) * np.float32(127.5)
@@ -46,7 +43,7 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 def render_image(header: Header, weights: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """(height, width, channels) uint8 picture, computed in float32 as the torch decoder does."""
     evaluate = evaluator_for(header)
-    render_rows = ROW_RENDERERS.get(header.arch)
+    render_rows = getattr(family(header.arch).numpy(), "render_rows", None)
     rows = _rows_per_chunk(header, width, "image")
     out = np.empty((height, width, header.channels), dtype=np.uint8)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .coords import grid
+from ..coords import grid
 
 #: at most this many hidden activations (floats) are alive at once while rendering
 CHUNK_ACTIVATIONS = 1 << 23

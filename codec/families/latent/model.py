@@ -23,11 +23,11 @@ from torch.nn import functional as F
 from bitstream import BILINEAR, LATENT, LatentGrid
 from bitstream.architectures import SAMPLING_NAMES
 
-from .numpy_nets import axis_taps
+from .numpy import axis_taps
 
 
 def sample_grid(grid: torch.Tensor, coords: torch.Tensor, sampling: int = BILINEAR) -> torch.Tensor:
-    """(N, C) samples of a (C, rows, columns) grid at (N, 2) coordinates (x, y): `numpy_nets.sample`
+    """(N, C) samples of a (C, rows, columns) grid at (N, 2) coordinates (x, y): `codec.families.latent.numpy.sample`
     by ``grid_sample``, differentiable in the grid."""
     where = coords.reshape(1, 1, -1, 2).to(grid.dtype)
     return F.grid_sample(grid[None], where, mode=SAMPLING_NAMES[sampling], padding_mode="border",
@@ -36,7 +36,7 @@ def sample_grid(grid: torch.Tensor, coords: torch.Tensor, sampling: int = BILINE
 
 def interpolation_matrix(n_out: int, cells: int, sampling: int = BILINEAR, device=None) -> torch.Tensor:
     """(n_out, cells) weights of sampling at the n_out pixel centres along one axis of `cells` cells
-    (the taps of `numpy_nets.axis_taps`, as a matrix)."""
+    (the taps of `codec.families.latent.numpy.axis_taps`, as a matrix)."""
     indices, weights = axis_taps(n_out, cells, np.dtype(np.float64), sampling)
     m = np.zeros((n_out, cells))
     rows = np.arange(n_out)
@@ -113,9 +113,18 @@ class LatentGridInr(nn.Module):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         return self.synthesis(self.features(coords))
 
+    def header_fields(self) -> dict:
+        """The header fields that describe this network (FORMAT.md §4.3; omega0 is 1.0 for this family)."""
+        return {"channels": self.layers[-1].out_features, "hidden_width": self.layers[0].out_features,
+                "hidden_layers": len(self.layers) - 1, "omega0": 1.0, "latent_levels": self.grid.levels,
+                "latent_channels": self.grid.channels, "latent_sampling": self.grid.sampling}
+
     def parameters_in_file_order(self) -> list[nn.Parameter]:
         """The order of the tensors in an `.inr` file (FORMAT.md §4.3): grids finest first, then the MLP."""
         params = list(self.latents)
         for layer in self.layers:
             params += [layer.weight, layer.bias]
         return params
+
+
+MODEL = LatentGridInr

@@ -1,6 +1,6 @@
 """Meta-learn a SIREN's starting weights with Reptile (Nichol et al. 2018) on the training photos.
 
-    python -m benchmarks.training.train_init --width 58 --layers 6 --iterations 400 --out codec/inits
+    python -m codec.encoding.train_init --width 58 --layers 6 --iterations 400 --out codec/encoding/inits
 
 Each iteration copies the current init, fits it to one training image (chosen by the seeded
 generator) for `--inner-steps` Adam steps on random pixel batches, as the CPU encoder does (its
@@ -9,7 +9,7 @@ linearly to 0) towards the fitted weights. Never trains on Kodak: the images com
 `../shared/data/train`. Every `--eval-every` iterations it reports the mean PSNR after the inner
 steps on the held-out last `--held-out` images, from the init and from a random SIREN init.
 Writes ``siren_c3_w{W}_l{L}.npz`` (the tensors in file order, omega0, and the settings as JSON),
-the file `codec.meta_init` loads. Same arguments and torch version give the same file.
+the file `codec.encoding.meta_init` loads. Same arguments and torch version give the same file.
 """
 from __future__ import annotations
 
@@ -23,11 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from codec.coords import grid
-from codec.families import lr_scales
-from codec.fitting import mse_to_psnr
-from codec.meta_init import init_name
-from codec.siren import Siren
+from ..coords import grid
+from ..families.siren.model import Siren
+from .fitting import lr_scales, mse_to_psnr
+from .meta_init import init_name
 
 DEFAULT_TRAIN = Path(__file__).resolve().parents[3] / "shared" / "data" / "train"
 
@@ -82,7 +81,7 @@ def held_out_psnr(init: Siren, images, args, generator) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.training.train_init", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m codec.encoding.train_init", description=__doc__.splitlines()[0])
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--layers", type=int, required=True)
     p.add_argument("--omega0", type=float, default=30.0)

@@ -58,6 +58,11 @@ class Siren(nn.Module):
             h = layer(h)
         return self.out(h)
 
+    def header_fields(self) -> dict:
+        """The header fields that describe this network (FORMAT.md §4)."""
+        return {"channels": self.out.out_features, "hidden_width": self.sines[0].linear.out_features,
+                "hidden_layers": len(self.sines), "omega0": self.sines[0].omega0}
+
     def parameters_in_file_order(self) -> list[nn.Parameter]:
         """Weight then bias of every layer: the order of the tensors in an `.inr` file."""
         params = []
@@ -65,3 +70,5 @@ class Siren(nn.Module):
             params += [lin.weight, lin.bias]
         return params
 
+
+MODEL = Siren

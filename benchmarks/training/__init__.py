@@ -1,1 +1,0 @@
-"""Training of the weights that ship in the package (codec/inits/*.npz)."""

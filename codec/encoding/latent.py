@@ -1,0 +1,447 @@
+"""image -> `.inr` bytes for the latent-grid family (architecture 3, `codec.families.latent`).
+
+Rate-distortion training, as the overfitted latent codecs (Cool-chic, C3) do it: the loss is
+MSE + lambda x (estimated bits per pixel of the latents), with the bits from a zero-mean Laplace
+per level and neighbour-context class (bitstream's NEIGHBOUR_CONTEXT classes; the scales learned)
+evaluated on the latents plus uniform noise (a differentiable stand-in for rounding); the last
+`final_fraction` of the steps rounds the latents and the synthesis weights (straight-through, at the
+synthesis steps chosen per file: choose_synthesis_steps) so the network learns what the decoder will
+get. Rate control happens inside that one fit: lambda starts from a measured rate model and is steered
+towards the target rate. The rounded latents are then moved towards zero where that pays
+(codec.encoding.latent_rounding), the file is entropy-coded with the codec's own per-tensor models, and
+when it is still over the target the latents' quantization step is coarsened (bisection on the real
+file size) until it fits. Every setting is a field of `LatentSettings` (codec.config).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+import bitstream
+from bitstream import LatentGrid, choose_model
+from bitstream.architectures import SAMPLING_IDS
+from bitstream.entropy import NEIGHBOUR_CLASSES, header_bytes, measure_bits
+
+from ..config import EncoderConfig, LatentSettings
+from ..decoding import decode_array
+from ..devices import resolve_device
+from ..errors import OptionError
+from ..families.latent.model import LatentGridInr
+from ..metrics import mse as mse_8bit
+from ..progress import Progress
+from .common import EncodeResult, finest_within, flat_file as common_flat_file, image_tensors, keep_or_flat, plan_steps
+from .common import serialize as serialize_model
+from .fitting import mse_to_psnr
+from .latent_rounding import context_classes, rd_round
+from .quantization import fake_quantize, float16_at_least, quantize
+
+DEFAULTS = LatentSettings()
+#: lambda for a latent rate of r bits per pixel, fitted to 400-step fits of one Kodak image (lambda 0.0005
+#: -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**LAMBDA_EXPONENT
+LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
+#: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
+#: Adam), at 768x512 (8 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on 2 idle cores:
+#: 0.044 s a bilinear step, so the 150 s budget plans 2,700 steps (about 135 s). Bicubic sampling costs
+#: more per pixel (grid_sample's 4 x 4 taps on the coarser grids; the finest is read directly).
+CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 4.84e-7, bitstream.BICUBIC: 6.9e-7}
+CPU_SECONDS_PER_LATENT_STEP = 2.42e-8
+MIN_PLANNED_STEPS = 50  #: the fewest steps a time budget plans
+EST_BITS_PER_MLP_WEIGHT = 7  #: to set the latents' share of the rate before fitting
+
+
+def levels_for(width: int, height: int, settings: LatentSettings = DEFAULTS) -> int:
+    """settings.levels, or fewer so the coarsest grid still has at least 2 cells along the longer side."""
+    levels = settings.levels
+    while levels > 1 and -(-max(width, height) // 2 ** (levels - 1)) < 2:
+        levels -= 1
+    return levels
+
+
+def default_grid(width: int, height: int, sampling: int = bitstream.BILINEAR,
+                 settings: LatentSettings = DEFAULTS) -> LatentGrid:
+    """The grids this encoder gives a width x height image, sampled bilinearly or bicubically."""
+    return LatentGrid(width, height, levels_for(width, height, settings), settings.level_channels, sampling)
+
+
+def new_model(channels: int, grid: LatentGrid, settings: LatentSettings = DEFAULTS) -> LatentGridInr:
+    """A fresh model of these grids and the settings' synthesis MLP (uses the global torch seed)."""
+    return LatentGridInr(channels=channels, hidden_width=settings.synth_width, hidden_layers=settings.synth_layers,
+                         grid=grid)
+
+
+def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Bits of each (noisy) integer under a zero-mean Laplace of scale exp(log_scale), quantized to bins of 1."""
+    b = torch.exp(log_scale).clamp_min(1e-3)
+
+    def cdf(x):
+        return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
+
+    return -torch.log2((cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9))
+
+
+class _ScaleOfClass(torch.autograd.Function):
+    """table[classes], whose backward sums the gradient per class with one bincount: a serial pass in a
+    fixed order, 5x faster on the CPU than the scatter of an index's backward (0.5 vs 2.8 ms per 393,216
+    latents, one thread)."""
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(classes)
+        ctx.n = table.numel()
+        return table[classes]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (classes,) = ctx.saved_tensors
+        return torch.bincount(classes.reshape(-1), weights=grad.reshape(-1), minlength=ctx.n).to(grad.dtype), None
+
+
+def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool | None = None) -> torch.Tensor:
+    """Bits of every latent under a zero-mean Laplace whose scale is its context class's (log_scales: one per class).
+
+    This is the NEIGHBOUR_CONTEXT model's cost (classes from the left, upper and upper-left latents),
+    also when the file codes a grid with another context model: training on a prediction's cost
+    instead gave no better files, and the controller calibrates to the real coder's size anyway.
+
+    The per-latent scale is gathered so that its gradient is cheap and repeatable: on the CPU by
+    `_ScaleOfClass` (bincount), on a GPU by a one-hot product (bincount's atomics there crowd onto a few
+    addresses; the plain index's sort-and-scatter backward took most of a GPU step). `one_hot` None: by the
+    device; True/False forces it."""
+    n = log_scales.numel()
+    classes = context_classes(grid, n)
+    if not (grid.device.type != "cpu" if one_hot is None else one_hot):
+        return laplace_bits(grid, _ScaleOfClass.apply(log_scales, classes))
+    onehot = (classes.unsqueeze(-1) == torch.arange(n, device=grid.device)).to(grid.dtype)
+    return laplace_bits(grid, onehot @ log_scales)
+
+
+def stored_values(width: int, height: int, channels: int, settings: LatentSettings = DEFAULTS) -> int:
+    """Values (latents and MLP) a file of this family stores for a width x height image."""
+    grid = default_grid(width, height, settings=settings)
+    return bitstream.parameter_count(bitstream.LATENT, settings.synth_width, settings.synth_layers, channels, grid)
+
+
+def fixed_bytes(pixels: np.ndarray, grid: LatentGrid, settings: LatentSettings = DEFAULTS) -> int:
+    """Estimated bytes of a file's header and synthesis MLP (what its latents cannot use)."""
+    mlp_values = stored_values(grid.width, grid.height, pixels.shape[2], settings) - grid.values()
+    return len(flat_file(pixels, grid, settings=settings)) + mlp_values * EST_BITS_PER_MLP_WEIGHT // 8
+
+
+def latent_fits(width: int, height: int, channels: int, target_bpp: float | None,
+                settings: LatentSettings = DEFAULTS) -> bool:
+    """Whether "auto" picks this family for such an image: decoders accept its file with their default
+    parameter limit, and at the target rate the header and the synthesis MLP take at most
+    settings.auto_max_fixed_share of the file (so small images at low rates, where they would take most
+    of it, go to the SIREN, whose network shrinks with the budget)."""
+    if stored_values(width, height, channels, settings) > bitstream.DEFAULT_MAX_PARAMETERS:
+        return False
+    if target_bpp is None:
+        return True
+    grid = default_grid(width, height, settings=settings)
+    fixed = fixed_bytes(np.zeros((height, width, channels), np.uint8), grid, settings)
+    return fixed <= settings.auto_max_fixed_share * target_bpp * width * height / 8
+
+
+def initial_lambda(latent_bpp: float) -> float:
+    """Starting lambda for a latent rate target (bits per pixel), from the measured rate model."""
+    return LAMBDA_AT_REF * (REF_BPP / max(latent_bpp, 1e-3)) ** LAMBDA_EXPONENT
+
+
+def seconds_per_step(batch_pixels: int, latents: int, sampling: int = bitstream.BILINEAR) -> float:
+    """Modelled CPU seconds of one fitting step (the step planner's cost model)."""
+    return CPU_SECONDS_PER_PIXEL_STEP[sampling] * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
+
+
+def synthesis_steps(n_tensors: int, factors: tuple[int, int] = (1, 1), settings: LatentSettings = DEFAULTS) -> list[float]:
+    """Quantization steps of the MLP's tensors (file order): synth_step x factors[0] for the hidden layers,
+    the (coarser) synth_output_step x factors[1] for the output layer."""
+    hidden, output = factors
+    return [settings.synth_output_step * output if i >= n_tensors - 2 else settings.synth_step * hidden
+            for i in range(n_tensors)]
+
+
+def coded_bits(tensors, steps, *, entropy_models=None) -> int:
+    """Bits the tensors take quantized at `steps`, each with the model the file would give it (header included)."""
+    total = 0
+    for tensor, step in zip(tensors, steps):
+        symbols = quantize(tensor, step)
+        model = choose_model(symbols, kinds=entropy_models)
+        total += measure_bits(symbols, model) + 8 * header_bytes(model)
+    return total
+
+
+def choose_synthesis_steps(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, lam: float, *,
+                           entropy_models=None, settings: LatentSettings = DEFAULTS) -> list[float]:
+    """The MLP's quantization steps (one of settings.synth_step_factors) of least MSE + lam x its bits per
+    pixel, the MSE of rounded latents and the quantized MLP on evenly spaced pixels of the image."""
+    n_pix = coords.shape[0]
+    idx = torch.arange(0, n_pix, max(1, -(-n_pix // settings.synth_choice_pixels)), device=coords.device)
+    mlp = model.parameters_in_file_order()[model.grid.levels:]
+    with torch.no_grad():
+        features = model.features(coords[idx], [torch.round(g) for g in model.latents])
+        best = None
+        for factors in settings.synth_step_factors:
+            steps = synthesis_steps(len(mlp), factors, settings)
+            out = model.synthesis(features, [fake_quantize(p, s) for p, s in zip(mlp, steps)])
+            cost = float(torch.mean((out - target[idx]) ** 2)) + lam * coded_bits(mlp, steps, entropy_models=entropy_models) / n_pix
+            if best is None or cost < best[0]:
+                best = (cost, steps)
+    return best[1]
+
+
+def serialize(model: LatentGridInr, latent_step: float, *, synth_steps: list[float] | None = None,
+              entropy_models=None, settings: LatentSettings = DEFAULTS) -> bytes:
+    """The `.inr` file of `model` with its latents quantized at `latent_step` (a float16 value) and its
+    MLP at `synth_steps` (file order; default synthesis_steps)."""
+    grid = model.grid
+    n_mlp = len(model.parameters_in_file_order()) - grid.levels
+    mlp_steps = synthesis_steps(n_mlp, settings=settings) if synth_steps is None else list(synth_steps)
+    return serialize_model(model, [latent_step] * grid.levels + mlp_steps, (grid.width, grid.height), kinds=entropy_models)
+
+
+def fit_to_budget(model: LatentGridInr, budget_bytes: int | None, *, synth_steps: list[float] | None = None,
+                  entropy_models=None, settings: LatentSettings = DEFAULTS) -> tuple[bytes, float]:
+    """(file, latent step): step 1, or the finest step in settings.latent_step_range whose file fits the
+    budget (the coarsest when none does)."""
+    fine, coarse = settings.latent_step_range
+
+    def file_at(step: float) -> bytes:
+        return serialize(model, step, synth_steps=synth_steps, entropy_models=entropy_models, settings=settings)
+
+    if budget_bytes is None:
+        return file_at(fine), fine
+    step, data, _ = finest_within(budget_bytes, file_at, fine, coarse, max_iterations=12,
+                                  midpoint=lambda a, b: float16_at_least(0.5 * (a + b)))
+    return data, step
+
+
+def file_cost(data: bytes, pixels: np.ndarray, lam: float, device) -> float:
+    """The fit's loss of a file: MSE of its decoding (values in [-1, 1]) + lam x its bits per pixel."""
+    error = mse_8bit(decode_array(data, device=str(device)), pixels) * (2 / 255) ** 2
+    return error + lam * 8 * len(data) / (pixels.shape[0] * pixels.shape[1])
+
+
+def round_latents_for_rate(model: LatentGridInr, target: torch.Tensor, pixels: np.ndarray, lam: float,
+                           synth_steps: list[float], *, device, budget_bytes: int | None = None,
+                           entropy_models=None, settings: LatentSettings = DEFAULTS) -> tuple[int, str]:
+    """Replace the model's latents by a rate-distortion optimised rounding (codec.encoding.latent_rounding):
+    of the plain rounding and each of settings.rd_rounding_moves (rd_rounding_sweeps passes each), the one
+    whose real file (latent step 1) has the least MSE + lam x rate, among those within `budget_bytes` or,
+    when the plain file is over it, no larger than the plain file (a larger file would have its latents'
+    step coarsened further, which costs more than the moves gain). If the kept file is still over the
+    budget, the towards-zero rounding is redone at lambda x each of settings.rd_rounding_lambda_factors
+    until one fits. Returns (latents moved, the moves kept: "" for the plain rounding)."""
+    start = [g.detach().clone() for g in model.latents]
+
+    def use(latents) -> None:
+        with torch.no_grad():
+            for g, q in zip(model.latents, latents):
+                g.copy_(q)
+
+    def file_of() -> bytes:
+        return serialize(model, 1.0, synth_steps=synth_steps, entropy_models=entropy_models, settings=settings)
+
+    plain = file_of()
+    limit = None if budget_bytes is None else max(budget_bytes, len(plain))
+    best = (file_cost(plain, pixels, lam, device), 0, "", [torch.round(g) for g in start], len(plain))
+    for moves in settings.rd_rounding_moves:
+        use(start)
+        moved, rounded = _sweeps(model, target, lam, synth_steps, moves, settings)
+        data = file_of()
+        if moved and (limit is None or len(data) <= limit):
+            cost = file_cost(data, pixels, lam, device)
+            if cost < best[0]:
+                best = (cost, moved, moves, rounded, len(data))
+    if budget_bytes is not None and best[4] > budget_bytes:
+        # still over the budget: the latents' step would be coarsened, which re-rounds every latent. Trade
+        # rate for distortion at a higher lambda instead, the least of rd_rounding_lambda_factors that fits.
+        for factor in settings.rd_rounding_lambda_factors:
+            use(start)
+            moved, rounded = _sweeps(model, target, lam * factor, synth_steps, "towards-zero", settings)
+            if moved and len(file_of()) <= budget_bytes:
+                best = (None, moved, f"towards-zero, lambda x {factor:g}", rounded, None)
+                break
+    use(best[3])
+    return best[1], best[2]
+
+
+def _sweeps(model: LatentGridInr, target: torch.Tensor, lam: float, synth_steps: list[float], moves: str,
+            settings: LatentSettings):
+    """(latents moved, rounded latents) after settings.rd_rounding_sweeps passes of rd_round, the model's
+    latents set to each pass's result."""
+    moved = 0
+    rounded = [torch.round(g.detach()) for g in model.latents]
+    for _ in range(settings.rd_rounding_sweeps):
+        rounded, moved_now = rd_round(model, target, lam, synth_steps, n_classes=NEIGHBOUR_CLASSES, moves=moves)
+        with torch.no_grad():
+            for g, q in zip(model.latents, rounded):
+                g.copy_(q)
+        moved += moved_now
+        if not moved_now:
+            break
+    return moved, rounded
+
+
+def flat_file(pixels: np.ndarray, grid: LatentGrid, *, entropy_models=None, settings: LatentSettings = DEFAULTS) -> bytes:
+    """The flat fallback (codec.encoding.common.flat_file) with these grids: latents at step 1, the MLP at
+    its default steps."""
+    model = new_model(pixels.shape[2], grid, settings)
+    n_mlp = len(model.parameters_in_file_order()) - grid.levels
+    steps = [1.0] * grid.levels + synthesis_steps(n_mlp, settings=settings)
+    return common_flat_file(model, pixels, steps, kinds=entropy_models)
+
+
+def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, steps: int, lr: float, lam: float,
+        latent_bpp_target: float | None, deadline: float | None, progress: Progress, batch_pixels: int,
+        generator: torch.Generator, trace: list | None = None, coded_latent_bpp=None, entropy_models=None,
+        settings: LatentSettings = DEFAULTS) -> tuple[int, bool, float, list[float]]:
+    """Rate-distortion training of `model` in place: the distortion on `batch_pixels` random pixels per
+    step (the whole image when it has no more), the rate on every latent. `trace`, if given, receives
+    20 snapshots of lambda, the estimated latent rate and the batch PSNR. `coded_latent_bpp`, if given,
+    returns the rate the entropy coder gives the current latents with the MLP quantized at the steps it
+    is passed: at settings.calibrate_at of the steps the controller rescales its estimate to it. At those
+    points and when the rounding phase starts, the MLP's quantization steps are chosen anew
+    (choose_synthesis_steps); the rounding phase trains at the last choice. Returns (steps run, stopped by
+    the cap, final lambda, the MLP's quantization steps)."""
+    s = settings
+    levels = model.grid.levels
+    n_pix = coords.shape[0]
+    full_batch = batch_pixels >= n_pix
+    matrices = model.image_matrices(coords.device) if full_batch else None
+    mlp = list(model.layers.parameters())
+    log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
+    latents = list(model.latents)
+    bases = (lr, lr * s.mlp_lr_factor)
+    opt = torch.optim.Adam([{"params": latents, "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}])
+    final_from = int(steps * (1 - s.final_fraction))
+    control_from = int(steps * s.control_start)
+    mlp_in_file_order = model.parameters_in_file_order()[levels:]  # weight, bias per layer
+    mlp_steps = synthesis_steps(len(mlp_in_file_order), settings=s)
+    log_lam = math.log(lam)
+    # the first rate check at or after each point calibrates (checks fall on every control_every-th step)
+    calibrate_at = sorted({int(steps * f) for f in s.calibrate_at} | {final_from}) if coded_latent_bpp is not None else []
+    choose_at = set(calibrate_at) | {final_from}
+    coded_per_estimated = 1.0
+    t0 = time.monotonic()
+    done, capped = 0, False
+    for step in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            capped = True
+            break
+        decay = 0.5 * (1 + math.cos(math.pi * step / steps)) * 0.95 + 0.05
+        for group, base in zip(opt.param_groups, bases):
+            group["lr"] = base * decay
+        rounding = step >= final_from
+        if step in choose_at:  # before the controller's calibrations, so they count the MLP's bits at these steps
+            mlp_steps = choose_synthesis_steps(model, coords, target, math.exp(log_lam), entropy_models=entropy_models,
+                                               settings=s)
+        if rounding:
+            used = [g + (torch.round(g) - g).detach() for g in latents]
+            weights = [fake_quantize(p, q) for p, q in zip(mlp_in_file_order, mlp_steps)]
+        else:
+            used = [g + torch.rand_like(g) - 0.5 for g in latents]
+            weights = None
+        if full_batch:
+            features, want = model.image_features(matrices, used), target
+        else:
+            idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
+            features, want = model.pixel_features(coords, idx, used), target[idx]
+        out = model.synthesis(features, weights)
+        mse = torch.mean((out - want) ** 2)
+        bits = sum(latent_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
+        bpp = bits / n_pix
+        loss = mse + math.exp(log_lam) * bpp
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        if latent_bpp_target is not None and step >= control_from and step % s.control_every == 0:
+            with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
+                rounded = float(sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents))) / n_pix
+            if calibrate_at and step >= calibrate_at[0]:
+                coded_per_estimated = coded_latent_bpp(mlp_steps) / max(rounded, 1e-6)
+                calibrate_at = [c for c in calibrate_at if c > step]
+            error = math.log(max(rounded * coded_per_estimated, 1e-6) / latent_bpp_target)
+            gain = s.control_every * s.control_total / steps * (s.rounding_control_factor if rounding else 1.0)
+            log_lam += gain * max(-s.control_clamp, min(s.control_clamp, error))
+        if trace is not None and (step % max(1, steps // 20) == 0 or done == steps):
+            trace.append({"step": done, "lambda": math.exp(log_lam), "latent_bpp": float(bpp.detach()),
+                          "psnr": mse_to_psnr(float(mse.detach()))})
+        if progress.enabled:
+            elapsed = time.monotonic() - t0
+            progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss.detach()),
+                            psnr=mse_to_psnr(float(mse.detach())), left=elapsed / done * (steps - done),
+                            force=done in (1, steps))
+    progress.close()
+    return done, capped, math.exp(log_lam), mlp_steps
+
+
+def encode(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
+    """Encode an (H, W, C) uint8 array with the latent-grid family (cfg validated, its family resolved:
+    codec.encoding.encode_pixels)."""
+    t0 = time.monotonic()
+    s = cfg.latent
+    height, width, channels = pixels.shape
+    if cfg.mlp.fixed_size or cfg.sparsity > 0:
+        raise OptionError("the latent-grid family sizes its own network: hidden_width/hidden_layers and --sparsity "
+                          "do not apply to it")
+    device = resolve_device(cfg.device)
+    progress = Progress(enabled=cfg.progress)
+    grid = default_grid(width, height, SAMPLING_IDS[cfg.latent_sampling], s)
+    limit = bitstream.DEFAULT_MAX_PARAMETERS
+    stored = stored_values(width, height, channels, s)
+    if stored > limit:
+        raise OptionError(f"a {width}x{height} image needs {stored} latent values, more than decoders accept by "
+                          f"default ({limit}); use --arch siren for images this large")
+    batch = min(width * height, cfg.batch_pixels or (width * height if device.type == "cuda" else s.cpu_batch_pixels))
+    plan = plan_steps(cfg, device_type=device.type, seconds_per_step=seconds_per_step(batch, grid.values(), grid.sampling),
+                      min_steps=MIN_PLANNED_STEPS)
+    deadline = None if plan.time_cap is None else t0 + plan.time_cap
+    budget_bytes = cfg.budget_bytes(width, height)
+    torch.manual_seed(cfg.seed)
+    model = new_model(channels, grid, s).to(device)
+    coords, target, flat_mse = image_tensors(pixels, device)
+    if budget_bytes is None:
+        latent_bpp, lam = None, s.default_lambda
+    else:
+        fixed = fixed_bytes(pixels, grid, s)
+        latent_bpp = max(1e-3, 8 * (budget_bytes - fixed) / (width * height))
+        lam = initial_lambda(latent_bpp)
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+
+    def coded_latent_bpp(synth_steps: list[float]) -> float:  # the real file at latent step 1, less the header and MLP estimate
+        data = serialize(model, 1.0, synth_steps=synth_steps, entropy_models=cfg.entropy_models, settings=s)
+        return max(1e-6, 8 * (len(data) - fixed) / (width * height))
+
+    run_steps, capped, lam, synth_steps = fit(
+        model, coords, target, steps=plan.steps, lr=cfg.fit_lr, lam=lam, latent_bpp_target=latent_bpp,
+        deadline=deadline, progress=progress, batch_pixels=batch, generator=generator,
+        entropy_models=cfg.entropy_models, coded_latent_bpp=None if budget_bytes is None else coded_latent_bpp,
+        settings=s)
+    if s.rd_rounding and not capped:
+        moved, moves = round_latents_for_rate(model, target, pixels, lam, synth_steps, device=device,
+                                              budget_bytes=budget_bytes, entropy_models=cfg.entropy_models, settings=s)
+        if moved:
+            progress.message(f"rate-distortion rounding moved {moved} latents ({moves})")
+    data, latent_step = fit_to_budget(model, budget_bytes, synth_steps=synth_steps, entropy_models=cfg.entropy_models,
+                                      settings=s)
+    if budget_bytes is not None and len(data) > budget_bytes and cfg.bpp is not None:
+        raise OptionError(f"bpp target {cfg.bpp:g} is too low for this image: the smallest latent-grid file is "
+                          f"{len(data)} bytes ({8 * len(data) / (width * height):.3f} bpp)")
+    data, quality, fallback = keep_or_flat(
+        data, pixels, flat_mse=flat_mse, fit_failed=False, device=device, progress=progress,
+        flat=lambda: flat_file(pixels, grid, entropy_models=cfg.entropy_models, settings=s))
+    if latent_step > 1.0:
+        progress.message(f"latents quantized at step {latent_step:g} to meet {cfg.target_bpp:g} bpp")
+    return EncodeResult(
+        data=data, width=width, height=height, channels=channels, bytes=len(data),
+        bpp=8 * len(data) / (width * height), psnr=quality, steps=run_steps,
+        seconds=time.monotonic() - t0, device=str(device), seed=cfg.seed,
+        hidden_width=s.synth_width, hidden_layers=s.synth_layers, quant_step=latent_step,
+        sparsity=0.0, target_bpp=cfg.target_bpp, fit_attempts=1, time_capped=capped,
+        flat_fallback=fallback, init="random", arch=cfg.arch,
+    )
