@@ -39,8 +39,8 @@ CONTEXT_KINDS = ROW_KINDS + NEIGHBOUR_KINDS  #: the kinds made of class models, 
 PREDICT_KINDS = (ROW_PREDICT, NEIGHBOUR_PREDICT)  #: the context kinds that code differences from a prediction
 PLAIN_KINDS = (ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE)  #: the kinds a row-context sub-model may have
 MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES = 2, 16
-DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers for the row kinds (measured on Kodak latents, see README)
-NEIGHBOUR_CLASSES = 8  #: what the encoder offers for the neighbour kinds (measured on Kodak latents, see README)
+DEFAULT_CONTEXT_CLASSES = 6  #: what the encoder offers for the row kinds (measured on trained latents: benchmarks/DECISIONS.md)
+NEIGHBOUR_CLASSES = 8  #: what the encoder offers for the neighbour kinds (measured on trained latents: benchmarks/DECISIONS.md)
 P_ZERO_ONE = 65536  #: SPARSE_LAPLACE stores P(symbol == 0) as p_zero / 65536
 
 MAX_ABS_LIMIT = 32767  #: largest |symbol| any model accepts

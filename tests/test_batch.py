@@ -53,6 +53,7 @@ def local_run(photos, tmp_path_factory) -> tuple[Path, int, str, str]:
     return out, code, stdout.getvalue(), stderr.getvalue()
 
 
+@pytest.mark.slow
 def test_folder_gives_one_file_per_image_and_a_correct_summary(local_run):
     out, code, stdout, stderr = local_run
     assert code == 0, stderr
@@ -82,6 +83,7 @@ def test_folder_gives_one_file_per_image_and_a_correct_summary(local_run):
     assert "3 encoded, 0 skipped, 0 failed" in stderr
 
 
+@pytest.mark.slow
 def test_batch_equals_a_single_file_encode(local_run, photos, tmp_path, capsys):
     out = local_run[0]
     code, stdout, err = encode([photos / "b.png", tmp_path / "b.inr", *SETTINGS, "--json"], capsys)
@@ -94,6 +96,7 @@ def test_batch_equals_a_single_file_encode(local_run, photos, tmp_path, capsys):
         {k: v for k, v in record.items() if k in single and k not in ignore}
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_files(local_run, tmp_path, capsys, photos):
     out = tmp_path / "out"
     shutil.copytree(local_run[0], out)
@@ -119,6 +122,7 @@ def test_rerun_skips_finished_files(local_run, tmp_path, capsys, photos):
     assert (out / "b.inr").read_bytes() == (local_run[0] / "b.inr").read_bytes()
 
 
+@pytest.mark.slow
 def test_corrupt_image_fails_alone(photos, tmp_path, capsys):
     folder = tmp_path / "in"
     shutil.copytree(photos, folder)
@@ -139,6 +143,7 @@ def test_corrupt_image_fails_alone(photos, tmp_path, capsys):
     assert records["a.png"]["status"] == "encoded"
 
 
+@pytest.mark.slow
 def test_listed_files_and_missing_ones(photos, tmp_path, capsys):
     out = tmp_path / "out"
     code, _, err = encode([photos / "a.png", tmp_path / "missing.png", "-o", out, *SETTINGS, "--jobs", "1"], capsys)

@@ -157,6 +157,7 @@ def test_failed_point_is_left_out_and_reported(tiny_dataset, tmp_path, monkeypat
     assert "cannot reach that quality" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_end_to_end_with_our_codec(tiny_dataset, tmp_path):
     try:
         import codec  # noqa: F401

@@ -170,6 +170,7 @@ def test_decode_output_equal_to_input(inputs, capsys):
     assert copy.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_encode_is_deterministic(inputs):
     from codec.config import EncoderConfig, MlpSettings
     from codec.encoding import encode_pixels

@@ -60,6 +60,7 @@ def test_cli_refuses_the_work_bomb_with_one_line_and_exit_1(bomb, tmp_path, caps
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_limit_is_exact_and_can_be_raised(rgb_file, tmp_path, capsys):
     _, result = rgb_file
     header = bitstream.read_header(result.data)

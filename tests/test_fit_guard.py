@@ -27,6 +27,7 @@ def flat_psnr(pixels: np.ndarray) -> float:
     return psnr(np.broadcast_to(flat, pixels.shape).astype(np.uint8), pixels)
 
 
+@pytest.mark.slow
 def test_a_fit_that_does_not_learn_is_restarted_and_beats_a_flat_image():
     pixels = smooth_image(24, 32, 3, seed=2)
     # lr 0.05 without warm-up wrecks the first attempt (measured); the restart at lr/4 learns
@@ -36,6 +37,7 @@ def test_a_fit_that_does_not_learn_is_restarted_and_beats_a_flat_image():
     assert result.psnr > flat_psnr(pixels) + 3
 
 
+@pytest.mark.slow
 def test_when_every_attempt_fails_the_file_holds_the_flat_image():
     pixels = smooth_image(24, 32, 3, seed=2)
     result = encode_pixels(pixels, quick_config(steps=400, lr=1e4, hidden_width=24))
@@ -43,6 +45,7 @@ def test_when_every_attempt_fails_the_file_holds_the_flat_image():
     assert result.psnr == pytest.approx(flat_psnr(pixels), abs=0.05)
 
 
+@pytest.mark.slow
 def test_a_flat_image_is_not_flagged_as_a_failed_fit():
     pixels = np.full((16, 20, 3), 77, dtype=np.uint8)
     result = encode_pixels(pixels, quick_config(steps=400))
@@ -86,6 +89,7 @@ def test_steps_are_planned_up_front_and_the_budget_is_only_a_cap():
     assert plan(device="cpu", steps=123, time_budget=9.0) == StepPlan(123, 9.0, "steps")
 
 
+@pytest.mark.slow
 def test_same_image_and_seed_give_the_same_bytes_under_a_time_budget(monkeypatch):
     import codec.encoding.mlp
 
@@ -160,6 +164,7 @@ def _fit_smooth_image_hot(monkeypatch, max_rollbacks):
                     generator=torch.Generator().manual_seed(0), progress=Progress(enabled=False))
 
 
+@pytest.mark.slow
 def test_a_fit_whose_loss_blows_up_is_rolled_back_and_learns(monkeypatch):
     # lr 5e-3 on 512-pixel batches: this 64x5 SIREN's loss blows up after the warm-up and never
     # recovers (14.9 dB, measured); rolled back once at half the rate it reaches 40.9 dB

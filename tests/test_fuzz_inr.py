@@ -19,11 +19,13 @@ def files():
     return fuzz_inr.corpus(real=True)
 
 
+@pytest.mark.slow
 def test_corpus_is_valid(files):
     for data in files:
         fuzz_inr.decode_case(data)
 
 
+@pytest.mark.slow
 def test_mutation_fuzz(files):
     report = fuzz_inr.run(CASES, seed=20240607, files=files, time_limit=1.0)
     assert report.cases == CASES

@@ -59,6 +59,7 @@ def test_grid_shapes_and_counts():
     assert sum(p.numel() for p in model.parameters()) == bitstream.parameter_count(LATENT, 6, 2, 3, grid)
 
 
+@pytest.mark.slow
 def test_encode_round_trip_names_the_family_and_its_sampling(any_latent_file):
     pixels, result, sampling = any_latent_file
     header = bitstream.read_header(result.data)
@@ -79,12 +80,14 @@ def test_encode_round_trip_names_the_family_and_its_sampling(any_latent_file):
     assert result.psnr > 25  # a flat image of this picture is about 11 dB
 
 
+@pytest.mark.slow
 def test_same_settings_give_the_same_bytes(latent_file):
     pixels, result = latent_file
     again = encode_pixels(pixels, EncoderConfig(arch="latent", bpp=6.0, steps=150, device="cpu"))
     assert again.data == result.data
 
 
+@pytest.mark.slow
 def test_pixel_batches_give_the_same_bytes_too():
     """Fits on random pixel batches (as on a CPU at full size) repeat as well: the finest grid's gather
     differentiates by index_add, not by an atomic scatter."""
@@ -93,6 +96,7 @@ def test_pixel_batches_give_the_same_bytes_too():
     assert encode_pixels(pixels, cfg).data == encode_pixels(pixels, cfg).data
 
 
+@pytest.mark.slow
 def test_rate_control_stays_at_or_below_the_target():
     pixels = smooth_image(64, 96, 3, seed=3)
     # a 96 x 64 picture: header and MLP alone are ~1.17 bpp, and in 120 steps it takes no more than ~2 bpp
@@ -285,6 +289,7 @@ def test_large_images_the_default_decoder_would_refuse_are_refused_up_front():
         encode_pixels(pixels, EncoderConfig(arch="latent", bpp=0.3, steps=1, device="cpu"))
 
 
+@pytest.mark.slow
 def test_cli_arch_latent_and_info(tmp_path, capsys):
     from PIL import Image
 
@@ -388,6 +393,7 @@ def test_row_context_records_are_checked():
                            + records[1:]))
 
 
+@pytest.mark.slow
 def test_decoding_is_the_same_on_another_thread_count_and_in_numpy(latent_file, tmp_path):
     """The probabilities of every latent come from integers and header values only, so the symbols are
     identical in any decoder; the pixels agree across thread counts and with the numpy receiver."""
@@ -616,6 +622,7 @@ def test_auto_picks_the_latent_grids_where_they_fit_and_pay():
         EncoderConfig().arch_id
 
 
+@pytest.mark.slow
 def test_auto_encodes_a_small_image_at_a_high_rate_with_the_latent_grids():
     pixels = smooth_image(96, 128, 3)  # header and MLP ~0.85 kB: 14 % of a 4 bpp file, 55 % of a 1 bpp one
     auto = encode_pixels(pixels, EncoderConfig(bpp=4.0, steps=30, device="cpu"))

@@ -158,6 +158,7 @@ def test_truncated_and_corrupted_files_raise_the_documented_error(rgb_file):
     assert issubclass(codec.InrFormatError, ValueError)
 
 
+@pytest.mark.slow
 def test_bundled_sample_meets_rate_and_a_measured_quality_bound():
     """A real photo crop at the default preset: at most 0.3 bpp, and a PSNR we measured (25.2 dB at
     2000 steps; 23.9 dB at 300) with a margin."""

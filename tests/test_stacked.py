@@ -32,6 +32,7 @@ def _images():
     return [smooth_image(32, 48, 3, seed=1), smooth_image(48, 32, 3, seed=2), smooth_image(32, 48, 3, seed=3)]
 
 
+@pytest.mark.slow
 def test_stacked_files_match_single_encodes():
     config = EncoderConfig(bpp=4.0, steps=240, device="cpu", batch_pixels=1 << 20)
     images = _images()
@@ -48,6 +49,7 @@ def test_stacked_files_match_single_encodes():
         assert stacked.psnr > 25
 
 
+@pytest.mark.slow
 def test_stacked_random_pixel_batches_match_single_encodes():
     # 512 of 1536 pixels per step: every image of the group gets the pixels its single encode draws
     config = EncoderConfig(bpp=4.0, steps=300, device="cpu", batch_pixels=512)
@@ -76,6 +78,7 @@ def test_stacked_refuses_what_it_cannot_do():
         encode_many(pixels, EncoderConfig(bpp=2.0, device="cpu"))
 
 
+@pytest.mark.slow
 def test_a_stacked_fit_that_does_not_learn_is_encoded_again_alone():
     # lr 1e4 throws every stacked fit off; the single encoder then restarts (and falls back to the flat image)
     config = EncoderConfig(mlp=MlpSettings(hidden_width=16, hidden_layers=3, bits=8), steps=400, lr=1e4, device="cpu")
@@ -118,6 +121,7 @@ def _single_hot_fit(pixels):
     return mse_to_psnr(result.best_mse)
 
 
+@pytest.mark.slow
 def test_stacked_fits_whose_loss_blows_up_are_rolled_back_as_single_fits_are(monkeypatch):
     images = [smooth_image(48, 64, 3, seed=3), smooth_image(48, 64, 3, seed=6)]
     unguarded, _ = _hot_fit(images, monkeypatch, max_rollbacks=0)

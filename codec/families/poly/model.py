@@ -18,9 +18,8 @@ from bitstream import POLY
 from bitstream.architectures import POLY_NEGATIVE_SLOPE
 
 #: initial coordinate maps A_k x + a_k: weights uniform in +-COORD_WEIGHT_BOUND, biases uniform in
-#: COORD_BIAS_RANGE (a factor near 1 at the start, so the first steps see a plain MLP); an ad hoc
-#: probe on kodim23 768x512 (56 x 6, 40 s, lr 1e-2, float) gave 24.9 dB with the scale 2 below
-#: (coordinate weights +-2, input weights x2) against 24.4 dB with scale 1
+#: COORD_BIAS_RANGE (a factor near 1 at the start, so the first steps see a plain MLP); coordinate
+#: weights +-2 and input weights x2 fitted better than scale 1 (benchmarks/DECISIONS.md, Poly-INR)
 COORD_WEIGHT_BOUND = 2.0
 COORD_BIAS_RANGE = (0.5, 1.5)
 INPUT_SCALE = 2.0  #: the input layer's initial weights are scaled by this
