@@ -14,6 +14,7 @@ from typing import Callable
 SIREN = 1
 POLY = 2
 LATENT = 3
+FORMAT_VERSIONS = (1, 2, 3, 4, 5)  #: every version this package reads (FORMAT.md §9); the newest is the last
 IN_FEATURES = 2  # (x, y) coordinates
 POLY_NEGATIVE_SLOPE = 0.2  #: LeakyReLU slope of every Poly-INR hidden layer (FORMAT.md §8.1)
 MAX_LATENT_LEVELS = 12  #: latent grids of the latent-grid family: level l has 1/2**l of the image side
@@ -98,12 +99,13 @@ class Architecture:
     shapes: Callable[[int, int, int, LatentGrid | None], Shapes]  # (hidden_width, hidden_layers, channels, grid)
     uses_omega0: bool  # whether the header's omega0 field enters the network (else it is written as 1.0)
     has_grid: bool = False  # whether the header carries latent-grid fields (levels, channels per level)
+    first_version: int = 1  # the first format version that may hold it (FORMAT.md §9); every later one may too
 
 
 ARCHITECTURES: dict[int, Architecture] = {
     SIREN: Architecture(SIREN, "siren", _siren_family_shapes, uses_omega0=True),
     POLY: Architecture(POLY, "poly", _poly_shapes, uses_omega0=False),
-    LATENT: Architecture(LATENT, "latent", _latent_shapes, uses_omega0=False, has_grid=True),
+    LATENT: Architecture(LATENT, "latent", _latent_shapes, uses_omega0=False, has_grid=True, first_version=2),
 }
 NAMES = {a.arch_id: a.name for a in ARCHITECTURES.values()}
 IDS = {a.name: a.arch_id for a in ARCHITECTURES.values()}

@@ -6,13 +6,14 @@ import zlib
 
 import numpy as np
 
+from .architectures import FORMAT_VERSIONS
 from .entropy import decode_tensors, encode_tensors
 from .errors import InrFormatError
 from .header import DEFAULT_MAX_PARAMETERS, Header, file_version, pack_header, unpack_header
 
 MAGIC = b"\x89INR"
-VERSION = 5  #: the newest version this package reads and writes (FORMAT.md §9)
-VERSIONS = (1, 2, 3, 4, 5)  #: every version this package reads; a file is written in the lowest that can hold it
+VERSIONS = FORMAT_VERSIONS  #: every version this package reads; a file is written in the lowest that can hold it
+VERSION = VERSIONS[-1]  #: the newest version this package reads and writes (FORMAT.md §9)
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
 _PAYLOAD_LEN = struct.Struct("<I")
 _CRC = struct.Struct("<I")

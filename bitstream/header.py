@@ -149,11 +149,8 @@ def _check_fixed(values) -> None:
 
 #: format version -> the architecture ids it may hold (FORMAT.md §9): version 2 added the latent-grid
 #: family, whose header has extra fields; files of the other families stay version 1
-VERSION_ARCHS = {1: (architectures.SIREN, architectures.POLY),
-                 2: (architectures.SIREN, architectures.POLY, architectures.LATENT),
-                 3: (architectures.SIREN, architectures.POLY, architectures.LATENT),
-                 4: (architectures.SIREN, architectures.POLY, architectures.LATENT),
-                 5: (architectures.SIREN, architectures.POLY, architectures.LATENT)}
+VERSION_ARCHS = {v: tuple(a.arch_id for a in architectures.ARCHITECTURES.values() if a.first_version <= v)
+                 for v in architectures.FORMAT_VERSIONS}
 #: model kind -> the first format version that may use it (version 3 added ROW_PREDICT, version 5 the
 #: neighbour kinds)
 KIND_VERSION = {ROW_PREDICT: 3, NEIGHBOUR_CONTEXT: 5, NEIGHBOUR_PREDICT: 5}
