@@ -91,7 +91,7 @@ def test_cuda_latent_decode_at_another_size(cuda_latent_file):
 def test_cuda_latent_encode_is_reproducible(cuda_latent_file):
     """Whole-image steps by interpolation matrices and the rate's one-hot scales have no atomic adds, so the
     same settings give the same bytes on CUDA (grid_sample's and an index's backward did not: on an H100 two
-    200-step encodes gave 26.76 and 26.67 dB, benchmarks/results/gpu_h100_latent_probe)."""
+    200-step encodes gave 26.76 and 26.67 dB, benchmarks/DECISIONS.md, GPU runs)."""
     pixels, result = cuda_latent_file
     again = encode_pixels(pixels, EncoderConfig(bpp=3.0, steps=300, arch="latent", device="cuda"))
     assert again.data == result.data

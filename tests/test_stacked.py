@@ -130,7 +130,7 @@ def test_stacked_fits_whose_loss_blows_up_are_rolled_back_as_single_fits_are(mon
     assert min(guarded) > 35
     # each image's rollbacks are its own: the stacked fits end near the single guarded fits (40.8 and
     # 40.8 dB stacked, 39.9 and 40.5 alone here; 40.7 stacked and 42.3 alone on the H100 machine's CPU with
-    # torch 2.11, benchmarks/results/gpu_h100_latent_probe: a blow-up amplifies the products' rounding)
+    # torch 2.11, benchmarks/DECISIONS.md: a blow-up amplifies the products' rounding)
     assert guarded == pytest.approx([_single_hot_fit(p) for p in images], abs=2.5)
 
 
