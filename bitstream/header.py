@@ -15,7 +15,7 @@ from . import architectures
 from .entropy import (
     HISTOGRAM, HISTOGRAM_MAX_ABS, LAPLACE, MAX_ABS_LIMIT, MAX_CONTEXT_CLASSES, MIN_CONTEXT_CLASSES, MODEL_NAMES,
     CONTEXT_KINDS, NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT, P_ZERO_ONE, PLAIN_KINDS, ROW_PREDICT, SPARSE_LAPLACE, ZERO,
-    TensorModel, header_bytes, varint,
+    TensorModel, varint,
 )
 from .errors import InrFormatError
 

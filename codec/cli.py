@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from bitstream import MAGIC, InrFormatError, architectures, read_header
+from bitstream import MAGIC, InrFormatError, read_header
 
 from .config import (ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, INIT_CHOICES,
                      LATENT_SAMPLING_CHOICES, OPTIONS, PRESETS, EncoderConfig)

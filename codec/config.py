@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from bitstream import architectures
 
 from .errors import OptionError
+from .families.registry import family
 
 #: named operating points -> target bits per pixel
 PRESETS: dict[str, float] = {"low": 0.15, "medium": 0.3, "high": 0.6, "max": 1.2}
@@ -207,8 +208,6 @@ class EncoderConfig:
     @property
     def fit_lr(self) -> float:
         """The fitting learning rate: the given one, or the family's default."""
-        from .families.registry import family  # no torch: the registry imports family modules on demand
-
         return self.lr if self.lr is not None else family(self.arch_id).fit_lr
 
     @property
