@@ -40,11 +40,14 @@ def encode(image: ImageSource, config: EncoderConfig | None = None, **options) -
         bpp: target rate; the file is at most this many bits per pixel (header included).
         preset: a named operating point ("low", "medium", "high", "max"); "medium" if neither is given.
         steps: optimisation steps over all phases (default: planned from the time budget on the
-            CPU, 2000 on a GPU).
-        time_budget: seconds the encode may take (default: 150 s on the CPU when steps is not
-            given either, else none). Without steps, the step count is planned from it up front
+            CPU, 2000 on a GPU at the default effort).
+        time_budget: seconds the encode may take (default: the effort's budget on the CPU when steps
+            is not given either, else none). Without steps, the step count is planned from it up front
             by a fixed cost model (so the bytes do not depend on the machine's load); reaching it
             only stops early, and the result's ``time_capped`` says so.
+        effort: 1..9, higher is slower and better (default 5): the CPU time budget when neither steps
+            nor time_budget is given, max(150 s, 60 s per megapixel) at 5 (config.EFFORT_FLOOR_SECONDS,
+            EFFORT_SECONDS_PER_MEGAPIXEL); on a GPU the step count, doubled per level above 5.
         device: "auto" (default: CUDA when available), "cpu" or "cuda".
         seed: makes the result reproducible on the same device (when limited by steps, not time).
         arch: network family, "latent" (latent grids), "siren", "poly" (Poly-INR) or "auto" (default: the
@@ -85,6 +88,9 @@ def decode(
         res: make the longer side `res` pixels, aspect ratio kept.
         size: exact output (width, height).
         scale: factor applied to the original size.
+        effort: 1..9, higher is slower and better (default 5): the CPU time budget when neither steps
+            nor time_budget is given, max(150 s, 60 s per megapixel) at 5 (config.EFFORT_FLOOR_SECONDS,
+            EFFORT_SECONDS_PER_MEGAPIXEL); on a GPU the step count, doubled per level above 5.
         device: "auto" (default), "cpu" or "cuda".
         max_pixels: raise the output-pixel limit (default 89,478,485, as Pillow's).
         max_work: raise the multiply-add limit (default 5e11, see DecodeLimits).

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bitstream import MAGIC, InrFormatError, read_header
 
-from .config import (ARCH_CHOICES, DEFAULT_CPU_TIME_BUDGET, DEFAULT_PRESET, DEFAULT_STEPS, INIT_CHOICES,
+from .config import (ARCH_CHOICES, DEFAULT_EFFORT, DEFAULT_PRESET, DEFAULT_STEPS, EFFORT_FLOOR_SECONDS, EFFORT_LEVELS,
+                     EFFORT_SECONDS_PER_MEGAPIXEL, INIT_CHOICES,
                      LATENT_SAMPLING_CHOICES, OPTIONS, PRESETS, EncoderConfig)
 from .decoding import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
 from .devices import DEVICE_CHOICES
@@ -186,10 +187,15 @@ def encode_parser() -> argparse.ArgumentParser:
                       + ", ".join(f"{k}={v} bpp" for k, v in PRESETS.items()))
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="optimisation steps over all phases (default: planned from the time budget on the CPU, "
-                        f"{DEFAULT_STEPS} on a GPU)")
+                        f"{DEFAULT_STEPS} on a GPU at the default effort)")
+    p.add_argument("--effort", type=int, choices=EFFORT_LEVELS, default=None, metavar="1..9",
+                   help=f"encoder effort, higher is slower and better (default {DEFAULT_EFFORT}): on the CPU a time budget of "
+                        + ", ".join(f"{e}: max({f:g} s, {m:g} s/MP)" for e, f, m in
+                                    zip(EFFORT_LEVELS, EFFORT_FLOOR_SECONDS, EFFORT_SECONDS_PER_MEGAPIXEL))
+                        + f"; on a GPU {DEFAULT_STEPS} steps at {DEFAULT_EFFORT}, doubled per level above, halved below")
     p.add_argument("--time-budget", type=_positive_float, default=None,
-                   help=f"seconds the encode may take (default: {DEFAULT_CPU_TIME_BUDGET:g} on the CPU when --steps is not "
-                        "given, else none); without --steps the step count is planned from it up front, and reaching it "
+                   help="seconds the encode may take (default: the effort's on the CPU when --steps is not given, "
+                        "else none); without --steps the step count is planned from it up front, and reaching it "
                         "only stops early")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where to fit")
     p.add_argument("--seed", type=_seed, default=0, help="random seed")

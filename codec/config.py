@@ -18,7 +18,14 @@ from .families.registry import family
 #: named operating points -> target bits per pixel
 PRESETS: dict[str, float] = {"low": 0.15, "medium": 0.3, "high": 0.6, "max": 1.2}
 DEFAULT_PRESET = "medium"
-DEFAULT_CPU_TIME_BUDGET = 150.0  #: seconds; keeps a plain CPU encode of a Kodak image in minutes
+#: effort levels (as cjxl --effort; higher is slower and better): the CPU time budget of level e for an
+#: image of m megapixels is max(EFFORT_FLOOR_SECONDS[e - 1], EFFORT_SECONDS_PER_MEGAPIXEL[e - 1] x m)
+#: seconds on 2 cores, so encode time grows at most linearly with the pixels
+EFFORT_LEVELS = range(1, 10)
+DEFAULT_EFFORT = 5
+EFFORT_FLOOR_SECONDS = (10.0, 20.0, 40.0, 80.0, 150.0, 240.0, 360.0, 540.0, 800.0)
+EFFORT_SECONDS_PER_MEGAPIXEL = (4.0, 8.0, 16.0, 32.0, 60.0, 96.0, 144.0, 216.0, 320.0)
+DEFAULT_CPU_TIME_BUDGET = EFFORT_FLOOR_SECONDS[DEFAULT_EFFORT - 1]  #: seconds the default effort gives an image up to 2.5 MP
 DEFAULT_STEPS = 2000  #: steps when neither steps nor a time budget applies (a GPU encode)
 AUTO_ARCH = "auto"  #: the family picked per image (codec.encoding.resolve_family)
 DEFAULT_ARCH = AUTO_ARCH  #: the latent grids where they fit, else the SIREN
@@ -137,7 +144,8 @@ class EncoderConfig:
     bpp: float | None = None  #: target bits per pixel (the file is at most this)
     preset: str | None = None  #: a name in PRESETS (used when bpp is None)
     steps: int | None = None  #: total optimisation steps over all phases (None: planned from the time budget)
-    time_budget: float | None = None  #: seconds for all phases (None: DEFAULT_CPU_TIME_BUDGET on CPU if steps is None too)
+    time_budget: float | None = None  #: seconds for all phases (None: the effort's budget on CPU if steps is None too)
+    effort: int | None = None  #: 1..9, the CPU time budget when neither steps nor time_budget is given (None: DEFAULT_EFFORT)
     device: str | None = None  #: "auto", "cpu" or "cuda"
     seed: int = 0  #: seeds initialisation and pixel sampling
     arch: str = DEFAULT_ARCH  #: network family, a name in bitstream.architectures ("siren", "poly", "latent") or "auto"
@@ -181,6 +189,8 @@ class EncoderConfig:
             raise OptionError(f"steps must be a positive integer, got {self.steps}")
         if self.time_budget is not None and not (0 < self.time_budget < math.inf):
             raise OptionError(f"time budget must be a positive number of seconds, got {self.time_budget}")
+        if self.effort is not None and (isinstance(self.effort, bool) or self.effort not in EFFORT_LEVELS):
+            raise OptionError(f"effort must be an integer from 1 to 9, got {self.effort!r}")
         if not 0 <= self.sparsity < 1:
             raise OptionError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if self.init not in INIT_CHOICES:
@@ -216,6 +226,11 @@ class EncoderConfig:
             return self.bpp
         return PRESETS[self.preset] if self.preset is not None else None
 
+    def effort_seconds(self, pixels: int) -> float:
+        """The CPU time budget of this effort level for an image of `pixels` pixels."""
+        level = (self.effort if self.effort is not None else DEFAULT_EFFORT) - 1
+        return max(EFFORT_FLOOR_SECONDS[level], EFFORT_SECONDS_PER_MEGAPIXEL[level] * pixels / 1e6)
+
     def budget_bytes(self, width: int, height: int) -> int | None:
         """The most bytes a width x height file may take at the target rate (None: no target)."""
         target = self.target_bpp
@@ -223,6 +238,6 @@ class EncoderConfig:
 
 
 #: the options a user gives by name (CLI flags, `codec.encode` keywords, Pillow save parameters)
-OPTIONS = ("bpp", "preset", "steps", "time_budget", "device", "seed", "arch", "sparsity", "init", "latent_sampling",
+OPTIONS = ("bpp", "preset", "steps", "time_budget", "effort", "device", "seed", "arch", "sparsity", "init", "latent_sampling",
            "convert", "progress")
 assert set(OPTIONS) <= {f.name for f in fields(EncoderConfig)}

@@ -12,7 +12,7 @@ import torch
 import bitstream
 from bitstream import Header, TensorRecord, choose_model
 
-from ..config import DEFAULT_CPU_TIME_BUDGET, DEFAULT_STEPS, EncoderConfig
+from ..config import DEFAULT_EFFORT, DEFAULT_STEPS, EncoderConfig
 from ..coords import grid
 from ..decoding import decode_array
 from ..metrics import psnr
@@ -141,26 +141,28 @@ class StepPlan:
 
     steps: int
     time_cap: float | None  #: seconds; reaching it stops early (the bytes then depend on the machine's speed)
-    source: str  #: "steps" (given), "budget" (planned from a time budget) or "default"
+    source: str  #: "steps" (given), "budget" (planned from a time budget) or "effort" (a GPU's steps at the effort level)
 
 
-def plan_steps(cfg: EncoderConfig, *, device_type: str, seconds_per_step: float, min_steps: int) -> StepPlan:
-    """The step count and time cap of an encode whose CPU steps cost `seconds_per_step` (the family's
-    fixed cost model).
+def plan_steps(cfg: EncoderConfig, *, device_type: str, seconds_per_step: float, min_steps: int, pixels: int) -> StepPlan:
+    """The step count and time cap of an encode of a `pixels`-pixel image whose CPU steps cost
+    `seconds_per_step` (the family's fixed cost model).
 
     Given steps are used as they are (capped by a given time budget). Otherwise a time budget (the
-    given one, or DEFAULT_CPU_TIME_BUDGET on the CPU) is turned into a step count by the cost model, so
-    the same command gives the same bytes on any machine that finishes within the cap (between
-    `min_steps` and MAX_PLANNED_STEPS). On a GPU: DEFAULT_STEPS, or more where a given budget allows
-    more by the CPU model (a generous upper bound: there is no calibrated GPU model yet).
+    given one, or on the CPU the effort level's, EncoderConfig.effort_seconds) is turned into a step
+    count by the cost model, so the same command gives the same bytes on any machine that finishes
+    within the cap (between `min_steps` and MAX_PLANNED_STEPS). On a GPU: DEFAULT_STEPS at the default
+    effort, doubled per level above it and halved per level below (at least `min_steps`), or more where
+    a given budget allows more by the CPU model (a generous upper bound: there is no calibrated GPU model).
     """
     if cfg.steps is not None:
         return StepPlan(cfg.steps, cfg.time_budget, "steps")
     budget = cfg.time_budget
     if budget is None and device_type == "cpu":
-        budget = DEFAULT_CPU_TIME_BUDGET
+        budget = cfg.effort_seconds(pixels)
     if budget is None:
-        return StepPlan(DEFAULT_STEPS, None, "default")
+        effort = cfg.effort if cfg.effort is not None else DEFAULT_EFFORT
+        return StepPlan(max(min_steps, int(DEFAULT_STEPS * 2.0 ** (effort - DEFAULT_EFFORT))), None, "effort")
     steps = int(budget * PLAN_SHARE / seconds_per_step)
     if device_type != "cpu":
         return StepPlan(max(DEFAULT_STEPS, steps), budget, "budget")

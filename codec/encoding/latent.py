@@ -398,7 +398,7 @@ def encode(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
                           f"default ({limit}); use --arch siren for images this large")
     batch = min(width * height, cfg.batch_pixels or (width * height if device.type == "cuda" else s.cpu_batch_pixels))
     plan = plan_steps(cfg, device_type=device.type, seconds_per_step=seconds_per_step(batch, grid.values(), grid.sampling),
-                      min_steps=MIN_PLANNED_STEPS)
+                      min_steps=MIN_PLANNED_STEPS, pixels=width * height)
     deadline = None if plan.time_cap is None else t0 + plan.time_cap
     budget_bytes = cfg.budget_bytes(width, height)
     torch.manual_seed(cfg.seed)

@@ -109,7 +109,7 @@ def plan_mlp_steps(cfg: EncoderConfig, *, device_type: str, pixels: int, batch_p
     """The step plan (codec.encoding.common.plan_steps) of a network of this size under cfg."""
     per_step = cpu_step_seconds(arch=cfg.arch_id, pixels=pixels, batch_pixels=batch_pixels, hidden_width=hidden_width,
                                 hidden_layers=hidden_layers, channels=channels)
-    return plan_steps(cfg, device_type=device_type, seconds_per_step=per_step, min_steps=MIN_PLANNED_STEPS)
+    return plan_steps(cfg, device_type=device_type, seconds_per_step=per_step, min_steps=MIN_PLANNED_STEPS, pixels=pixels)
 
 
 def choose_architecture(cfg: EncoderConfig, n_params: float, channels: int, *, device_type: str, pixels: int,
