@@ -355,15 +355,206 @@ def _decode_plain(decoder, built: _Built, size: int) -> np.ndarray:
     return flat
 
 
-def _decode_groups(decoder, built: list[_Built], classes: np.ndarray) -> np.ndarray:
-    """The values of one row or anti-diagonal of a context-coded tensor (int64), given each position's class:
-    class k's group with class model k, for k = 0, 1, ... in turn (FORMAT.md §6.1); ZERO groups stay 0."""
-    values = np.zeros(classes.size, dtype=np.int64)
-    for k, sub in enumerate(built):
-        where = np.flatnonzero(classes == k)
-        if where.size and sub.model.kind != ZERO:
-            values[where] = _decode_plain(decoder, sub, where.size)
+#: a row or anti-diagonal of at most this many positions is decoded symbol by symbol with Python integers, which
+#: costs less than numpy's per-call overhead there; a longer one is grouped by class with numpy. A grid whose
+#: rows (row kinds) or anti-diagonals (neighbour kinds) are all this short is kept in a Python list while it is
+#: decoded. Either way the symbols are read in the order of FORMAT.md §6.1, so the values are the same, and the
+#: cost of a context-coded grid is about proportional to its number of values whatever its shape
+#: (benchmarks/results/robustness/shape_bombs.md measures it).
+SHORT_STEP = 48
+
+_ZERO_FLAGGED = "payload decoded a zero where the flags say nonzero"
+
+
+def _plan_classes(model: TensorModel) -> tuple[list[_Built], list[tuple]]:
+    """Each class model built once, and as (kind, values model, flags model, symbol offset) for the scalar loops."""
+    built = [_Built(sub) for sub in model.classes]
+    plans = [(b.model.kind, b.values, b.flags, b.model.max_abs if b.model.kind == HISTOGRAM else 0) for b in built]
+    return built, plans
+
+
+def _decode_one(decode, plan: tuple) -> int:
+    """One symbol with one plain class model (a group of one)."""
+    kind, model, flags, offset = plan
+    if kind == ZERO:
+        return 0
+    if kind == SPARSE_LAPLACE:
+        if not decode(flags):
+            return 0
+        value = decode(model)
+        if value == 0:
+            raise InrFormatError(_ZERO_FLAGGED)
+        return value
+    return decode(model) - offset
+
+
+def _decode_short(decode, plans: list[tuple], classes: list[int]) -> list[int]:
+    """The values of a short row or anti-diagonal (Python ints), given each position's class: class k's group
+    with class model k, for k = 0, 1, ... in turn, each group in position order (FORMAT.md §6.1); one symbol
+    at a time, which for a group is the same as decoding it at once."""
+    m = len(classes)
+    if m == 1:
+        return [_decode_one(decode, plans[classes[0]])]
+    values = [0] * m
+    order = sorted(range(m), key=classes.__getitem__)  # stable: by class, within a class by position
+    i = 0
+    while i < m:
+        p = order[i]
+        k = classes[p]
+        kind, model, flags, offset = plans[k]
+        if kind == SPARSE_LAPLACE:  # all of the group's flags, then its nonzero values
+            j = i + 1
+            while j < m and classes[order[j]] == k:
+                j += 1
+            for q in [q for q in order[i:j] if decode(flags)]:
+                value = decode(model)
+                if value == 0:
+                    raise InrFormatError(_ZERO_FLAGGED)
+                values[q] = value
+            i = j
+            continue
+        if kind != ZERO:
+            values[p] = decode(model) - offset
+        i += 1
     return values
+
+
+def _decode_groups(decoder, built: list[_Built], classes: np.ndarray) -> np.ndarray:
+    """The values of a long row or anti-diagonal (int64), given each position's class (int64): as
+    _decode_short, with one coder call per class present (two for SPARSE_LAPLACE)."""
+    values = np.zeros(classes.size, dtype=np.int64)
+    counts = np.bincount(classes, minlength=len(built))
+    present = np.flatnonzero(counts)
+    if present.size == 1:
+        if built[present[0]].model.kind != ZERO:
+            values[:] = _decode_plain(decoder, built[present[0]], classes.size)
+        return values
+    order = np.argsort(classes, kind="stable")
+    start = 0
+    for k in present:
+        count = int(counts[k])
+        sub = built[k]
+        if sub.model.kind != ZERO:
+            values[order[start:start + count]] = _decode_plain(decoder, sub, count)
+        start += count
+    return values
+
+
+def _beyond(kind: int, channel: int, where: str) -> InrFormatError:
+    return InrFormatError(f"{MODEL_NAMES[kind]} tensor decoded a value beyond ±{MAX_ABS_LIMIT} (channel {channel}, {where})")
+
+
+def _decode_chain(decode, plans: list[tuple], top: int, predict: bool, length: int, kind: int, channel: int,
+                  step: str) -> list[int]:
+    """One channel of a grid that is a single row or column, where every row (row kinds) or anti-diagonal
+    (neighbour kinds) is one symbol: its class is min(2|previous|, n_classes - 1) and its prediction
+    (previous + 1) >> 1 under both kinds' rules (FORMAT.md §6.1 with the zeros outside the grid), so the
+    tensor is decoded in one loop over Python integers."""
+    out = [0] * length
+    previous = 0
+    for t in range(length):
+        k = 2 * previous if previous >= 0 else -2 * previous
+        sub_kind, model, flags, offset = plans[k if k < top else top]
+        if sub_kind == ZERO:
+            value = 0
+        elif sub_kind == SPARSE_LAPLACE:
+            if decode(flags):
+                value = decode(model)
+                if value == 0:
+                    raise InrFormatError(_ZERO_FLAGGED)
+            else:
+                value = 0
+        else:
+            value = decode(model) - offset
+        if predict:
+            value += (previous + 1) >> 1
+            if not -MAX_ABS_LIMIT <= value <= MAX_ABS_LIMIT:
+                raise _beyond(kind, channel, f"{step} {t}")
+        out[t] = value
+        previous = value
+    return out
+
+
+def _check_range(values: list[int], kind: int, channel: int, where: str) -> None:
+    if max(values) > MAX_ABS_LIMIT or min(values) < -MAX_ABS_LIMIT:
+        raise _beyond(kind, channel, where)
+
+
+def _decode_uniform(decode, plan: tuple, m: int) -> list[int]:
+    """m symbols of one class model (a row or anti-diagonal whose positions all have the same class)."""
+    kind, model, flags, offset = plan
+    if kind == ZERO:
+        return [0] * m
+    if kind == SPARSE_LAPLACE:
+        nonzero = [decode(flags) for _ in range(m)]
+        values = [0] * m
+        for p in range(m):
+            if nonzero[p]:
+                value = decode(model)
+                if value == 0:
+                    raise InrFormatError(_ZERO_FLAGGED)
+                values[p] = value
+        return values
+    return [decode(model) - offset for _ in range(m)]
+
+
+def _thin_diagonals(decode, plans, top: int, predict: bool, rows: int, cols: int, kind: int, channel: int) -> list:
+    """A channel of a neighbour-kind grid whose anti-diagonals are all short (few rows or few columns) in
+    a flat Python list laid out as in _decode_neighbour_context."""
+    padded = [0] * ((rows + 1) * (cols + 1))
+    down = cols + 1  # from a position to the one below it
+    for d in range(rows + cols - 1):
+        lo = d - cols + 1 if d >= cols else 0
+        hi = d if d < rows else rows - 1
+        bases = range(d + lo * cols, d + hi * cols + 1, cols)  # above-left neighbours, top to bottom
+        classes = []
+        for b in bases:
+            left, above, corner = padded[b + down], padded[b + 1], padded[b]
+            k = (2 * (left if left >= 0 else -left) + 2 * (above if above >= 0 else -above)
+                 + (corner if corner >= 0 else -corner))
+            classes.append(k if k < top else top)
+        m = len(classes)
+        if m == 1 or classes.count(classes[0]) == m:
+            values = _decode_uniform(decode, plans[classes[0]], m)
+        else:
+            values = _decode_short(decode, plans, classes)
+        if predict:
+            for i, b in enumerate(bases):
+                value = values[i] + ((padded[b + down] + padded[b + 1] + 1) >> 1)
+                if not -MAX_ABS_LIMIT <= value <= MAX_ABS_LIMIT:
+                    raise _beyond(kind, channel, f"anti-diagonal {d}")
+                padded[b + down + 1] = value
+        else:
+            for i, b in enumerate(bases):
+                padded[b + down + 1] = values[i]
+    return padded
+
+
+def _short_rows(decode, plans, top: int, predict: bool, rows: int, cols: int, kind: int, channel: int) -> list:
+    """A channel of a row-kind grid with few columns, in Python integers (the classes and predictions of §6.1)."""
+    out = []
+    s = [0] * (cols + 2)  # the row above, signed, with the zeros beyond both ends
+    a = [0] * (cols + 2)  # its absolute values
+    span = range(cols)
+    for row in range(rows):
+        classes = []
+        for c in span:
+            k = a[c] + 2 * a[c + 1] + a[c + 2]
+            classes.append(k if k < top else top)
+        if classes.count(classes[0]) == cols:
+            values = _decode_uniform(decode, plans[classes[0]], cols)
+        else:
+            values = _decode_short(decode, plans, classes)
+        if predict:
+            for c in span:
+                value = values[c] + ((s[c] + 2 * s[c + 1] + s[c + 2] + 2) >> 2)
+                if not -MAX_ABS_LIMIT <= value <= MAX_ABS_LIMIT:
+                    raise _beyond(kind, channel, f"row {row}")
+                values[c] = value
+        out.append(values)
+        s[1:-1] = values
+        a[1:-1] = [v if v >= 0 else -v for v in values]
+    return out
 
 
 def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
@@ -371,45 +562,94 @@ def _decode_row_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> 
     prediction) from the row decoded above it."""
     channels, rows, cols = shape
     out = np.zeros(shape, dtype=np.int32)
-    n_classes = len(model.classes)
+    top = len(model.classes) - 1
     predict = model.kind == ROW_PREDICT
-    built = [_Built(sub) for sub in model.classes]
+    built, plans = _plan_classes(model)
+    decode = decoder.decode
     for channel in range(channels):
-        above = np.zeros(cols, dtype=np.int64)
-        for row in range(rows):
-            values = _decode_groups(decoder, built, context_classes(np.abs(above), n_classes))
-            if predict:
-                values += row_prediction(above)
-                if np.abs(values).max() > MAX_ABS_LIMIT:
-                    raise InrFormatError(f"row-predict tensor decoded a value beyond ±{MAX_ABS_LIMIT} "
-                                         f"(channel {channel}, row {row})")
-            out[channel, row] = values
-            above = values
+        if cols == 1:
+            out[channel, :, 0] = _decode_chain(decode, plans, top, predict, rows, model.kind, channel, "row")
+        elif cols <= SHORT_STEP:
+            out[channel] = _short_rows(decode, plans, top, predict, rows, cols, model.kind, channel)
+        else:
+            out[channel] = _long_rows(decoder, built, top, predict, rows, cols, model.kind, channel)
+    return out
+
+
+def _long_rows(decoder, built, top: int, predict: bool, rows: int, cols: int, kind: int, channel: int) -> np.ndarray:
+    """A channel of a row-kind grid with many columns: each row's classes and prediction with numpy."""
+    out = np.zeros((rows, cols), dtype=np.int64)
+    above = np.zeros(cols, dtype=np.int64)
+    for row in range(rows):
+        a = np.abs(above)
+        classes = 2 * a
+        classes[1:] += a[:-1]
+        classes[:-1] += a[1:]
+        np.minimum(classes, top, out=classes)
+        values = _decode_groups(decoder, built, classes)
+        if predict:
+            pred = 2 * above + 2
+            pred[1:] += above[:-1]
+            pred[:-1] += above[1:]
+            values += pred >> 2
+            if np.abs(values).max() > MAX_ABS_LIMIT:
+                raise _beyond(kind, channel, f"row {row}")
+        out[row] = values
+        above = values
     return out
 
 
 def _decode_neighbour_context(decoder, model: TensorModel, shape: tuple[int, ...]) -> np.ndarray:
     """Inverse of _encode_neighbour_context: anti-diagonal by anti-diagonal, each one's classes (and for
-    NEIGHBOUR_PREDICT its prediction) from the symbols decoded before it."""
+    NEIGHBOUR_PREDICT its prediction) from the symbols decoded before it.
+
+    The grid is decoded in a flat (rows + 1) x (cols + 1) array whose row 0 and column 0 are the zeros outside
+    it: q[r, c] is at (r + 1) * (cols + 1) + c + 1, so an anti-diagonal's positions are `cols` apart and its
+    above-left, above, left neighbours and itself are at b, b + 1, b + cols + 1 and b + cols + 2 with
+    b = d + r * cols."""
     channels, rows, cols = shape
     out = np.zeros(shape, dtype=np.int32)
-    n_classes = len(model.classes)
+    top = len(model.classes) - 1
     predict = model.kind == NEIGHBOUR_PREDICT
-    built = [_Built(sub) for sub in model.classes]
+    built, plans = _plan_classes(model)
+    decode = decoder.decode
     for channel in range(channels):
-        padded = np.zeros((rows + 1, cols + 1), dtype=np.int64)  # row 0 and column 0: the zeros outside
+        if rows == 1 or cols == 1:  # every anti-diagonal is one position: left (one row) or above (one column)
+            chain = _decode_chain(decode, plans, top, predict, rows * cols, model.kind, channel, "anti-diagonal")
+            out[channel] = np.asarray(chain, dtype=np.int32).reshape(rows, cols)
+            continue
+        if min(rows, cols) <= SHORT_STEP:  # every anti-diagonal is short: a Python list
+            padded = _thin_diagonals(decode, plans, top, predict, rows, cols, model.kind, channel)
+            out[channel] = np.asarray(padded, dtype=np.int32).reshape(rows + 1, cols + 1)[1:, 1:]
+            continue
+        padded = np.zeros((rows + 1) * (cols + 1), dtype=np.int64)
         for d in range(rows + cols - 1):
-            i = np.arange(max(0, d - cols + 1), min(rows - 1, d) + 1)  # top to bottom
-            j = d - i
-            left, above, above_left = padded[i + 1, j], padded[i, j + 1], padded[i, j]
-            values = _decode_groups(decoder, built, neighbour_classes(left, above, above_left, n_classes))
+            lo, hi = max(0, d - cols + 1), min(rows - 1, d)  # rows r = lo..hi, top to bottom; c = d - r
+            first = d + lo * cols
+            stop = first + (hi - lo) * cols + 1
+            if hi - lo < SHORT_STEP:  # a short anti-diagonal near a corner: Python integers
+                lefts = padded[first + cols + 1:stop + cols + 1:cols].tolist()
+                aboves = padded[first + 1:stop + 1:cols].tolist()
+                corners = padded[first:stop:cols].tolist()
+                classes = [min(2 * abs(lf) + 2 * abs(ab) + abs(co), top) for lf, ab, co in zip(lefts, aboves, corners)]
+                values = _decode_short(decode, plans, classes)
+                if predict:
+                    values = [v + ((lf + ab + 1) >> 1) for v, lf, ab in zip(values, lefts, aboves)]
+                    _check_range(values, model.kind, channel, f"anti-diagonal {d}")
+                padded[first + cols + 2:stop + cols + 2:cols] = values
+                continue
+            above_left = padded[first:stop:cols]
+            above = padded[first + 1:stop + 1:cols]
+            left = padded[first + cols + 1:stop + cols + 1:cols]
+            classes = 2 * np.abs(left) + 2 * np.abs(above) + np.abs(above_left)
+            np.minimum(classes, top, out=classes)
+            values = _decode_groups(decoder, built, classes)
             if predict:
-                values += neighbour_prediction(left, above)
+                values += (left + above + 1) >> 1
                 if np.abs(values).max() > MAX_ABS_LIMIT:
-                    raise InrFormatError(f"neighbour-predict tensor decoded a value beyond ±{MAX_ABS_LIMIT} "
-                                         f"(channel {channel}, anti-diagonal {d})")
-            padded[i + 1, j + 1] = values
-        out[channel] = padded[1:, 1:]
+                    raise _beyond(model.kind, channel, f"anti-diagonal {d}")
+            padded[first + cols + 2:stop + cols + 2:cols] = values
+        out[channel] = np.asarray(padded, dtype=np.int32).reshape(rows + 1, cols + 1)[1:, 1:]
     return out
 
 
