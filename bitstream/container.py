@@ -9,7 +9,8 @@ import numpy as np
 from .architectures import FORMAT_VERSIONS
 from .entropy import decode_tensors, encode_tensors
 from .errors import InrFormatError
-from .header import DEFAULT_MAX_PARAMETERS, Header, file_version, pack_header, unpack_header
+from .header import (DEFAULT_MAX_LATENTS_PER_PIXEL, DEFAULT_MAX_PARAMETERS, DEFAULT_MAX_PIXELS, Header, file_version,
+                     pack_header, unpack_header)
 
 MAGIC = b"\x89INR"
 VERSIONS = FORMAT_VERSIONS  #: every version this package reads; a file is written in the lowest that can hold it
@@ -73,19 +74,24 @@ def _as_bytes(data) -> bytes:
     return bytes(data)
 
 
-def read_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> Header:
+def read_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS,
+                max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL, max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     """Validate a whole file (framing and checksum) and parse its header only."""
-    version, head, _ = _split(_as_bytes(data))
-    return unpack_header(head, max_parameters=max_parameters, version=version)
+    return split_file(data, max_parameters=max_parameters, max_latents_per_pixel=max_latents_per_pixel,
+                      max_pixels=max_pixels)[0]
 
 
-def split_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, bytes]:
+def split_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS,
+               max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, bytes]:
     """Validate framing, checksum and header; return the header and the still-coded payload.
 
-    Lets a caller check the header against its own limits before paying for entropy decoding.
+    Lets a caller check the header against its own limits before paying for entropy decoding. The limits are
+    those of header.check_network_size (FORMAT.md §7 step 9).
     """
     version, head, payload = _split(_as_bytes(data))
-    return unpack_header(head, max_parameters=max_parameters, version=version), payload
+    return unpack_header(head, max_parameters=max_parameters, version=version,
+                         max_latents_per_pixel=max_latents_per_pixel, max_pixels=max_pixels), payload
 
 
 def decode_payload(header: Header, payload: bytes) -> list[np.ndarray]:
@@ -93,9 +99,12 @@ def decode_payload(header: Header, payload: bytes) -> list[np.ndarray]:
     return decode_tensors(payload, [rec.model for rec in header.tensors], header.tensor_shapes())
 
 
-def read_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS) -> tuple[Header, list[np.ndarray]]:
+def read_file(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS,
+              max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL,
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header, list[np.ndarray]]:
     """Validate and parse a whole file: the header and the quantized integer tensors."""
-    header, payload = split_file(data, max_parameters=max_parameters)
+    header, payload = split_file(data, max_parameters=max_parameters, max_latents_per_pixel=max_latents_per_pixel,
+                                 max_pixels=max_pixels)
     return header, decode_payload(header, payload)
 
 

@@ -22,7 +22,14 @@ from .errors import InrFormatError
 MAX_SIDE = 65535
 MAX_HIDDEN_WIDTH = 1024
 MAX_HIDDEN_LAYERS = 32
-DEFAULT_MAX_PARAMETERS = 1 << 22  #: largest network a decoder accepts unless told otherwise
+DEFAULT_MAX_PARAMETERS = 1 << 22  #: largest network a decoder accepts unless told otherwise (latent grids apart)
+#: a latent-grid file's grids may hold max(max_parameters, this x min(width x height, max_pixels)) values: the
+#: encoder's grids hold at most 4/3 per pixel per channel of a level (a little more for thin images), so 4 admits
+#: up to 2 channels per level at any size (3 channels of 12 levels just miss it; FORMAT.md §7 step 9)
+DEFAULT_MAX_LATENTS_PER_PIXEL = 4
+#: the declared pixels that earn latent values: at most this many (Pillow's decompression-bomb limit, the same
+#: number as codec.decoding.DEFAULT_MAX_PIXELS, which decoders pass as DecodeLimits.max_pixels)
+DEFAULT_MAX_PIXELS = 89_478_485
 _MAX_COUNT = (1 << 32) - 1
 
 
@@ -296,9 +303,51 @@ def _pack_params(index: int, model: TensorModel) -> bytes:
     return out
 
 
-def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 5) -> Header:
+def latent_limit(width: int, height: int, *, max_parameters: int = DEFAULT_MAX_PARAMETERS,
+                 max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """The most latent values a latent-grid file of a width x height image may store (FORMAT.md §7 step 9):
+    max(max_parameters, max_latents_per_pixel x min(width x height, max_pixels))."""
+    return max(max_parameters, max_latents_per_pixel * min(width * height, max_pixels))
+
+
+def check_network_size(arch: int, hidden_width: int, hidden_layers: int, channels: int,
+                       grid: architectures.LatentGrid | None = None, *, max_parameters: int = DEFAULT_MAX_PARAMETERS,
+                       max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """FORMAT.md §7 step 9, from the fixed fields alone: the network's weights (every stored value but the
+    latent grids') must be at most max_parameters, and the latent grids' values at most
+    latent_limit(width, height, ...). InrFormatError otherwise. An encoder can ask with the same arguments
+    whether a decoder with these (by default, the default) limits will accept a file (see network_fits)."""
+    latents = grid.values() if grid is not None and architectures.ARCHITECTURES[arch].has_grid else 0
+    weights = architectures.parameter_count(arch, hidden_width, hidden_layers, channels, grid) - latents
+    if weights > max_parameters:
+        what = "synthesis network" if latents else "network"
+        raise InrFormatError(f"{what} has {weights} parameters, more than the decoder's limit {max_parameters}")
+    if latents:
+        limit = latent_limit(grid.width, grid.height, max_parameters=max_parameters,
+                             max_latents_per_pixel=max_latents_per_pixel, max_pixels=max_pixels)
+        if latents > limit:
+            raise InrFormatError(
+                f"latent grids hold {latents} values, more than the decoder's limit {limit} for a {grid.width}x"
+                f"{grid.height} image (max({max_parameters} parameters, {max_latents_per_pixel} per pixel of at most "
+                f"{max_pixels} pixels))")
+
+
+def network_fits(arch: int, hidden_width: int, hidden_layers: int, channels: int,
+                 grid: architectures.LatentGrid | None = None, **limits) -> bool:
+    """Whether check_network_size accepts these dimensions (default limits unless given)."""
+    try:
+        check_network_size(arch, hidden_width, hidden_layers, channels, grid, **limits)
+    except InrFormatError:
+        return False
+    return True
+
+
+def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, version: int = 5,
+                  max_latents_per_pixel: int = DEFAULT_MAX_LATENTS_PER_PIXEL,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> Header:
     """Parse and validate a header section of a file of format `version`. Checks the network size
-    before anything is allocated."""
+    (check_network_size) before anything is allocated."""
     reader = _Reader(data)
     values = reader.take(_FIXED.format[1:], "the fixed fields")
     _check_fixed(values)
@@ -319,9 +368,8 @@ def unpack_header(data: bytes, *, max_parameters: int = DEFAULT_MAX_PARAMETERS, 
         grid = architectures.LatentGrid(fixed["width"], fixed["height"], *grid_values,
                                         fixed.get(SAMPLING_FIELD.name, architectures.BILINEAR))
     dims = (fixed["arch"], fixed["hidden_width"], fixed["hidden_layers"], fixed["channels"], grid)
-    n_params = architectures.parameter_count(*dims)
-    if n_params > max_parameters:
-        raise InrFormatError(f"network has {n_params} parameters, more than the decoder's limit {max_parameters}")
+    check_network_size(*dims, max_parameters=max_parameters, max_latents_per_pixel=max_latents_per_pixel,
+                       max_pixels=max_pixels)
     shapes = architectures.tensor_shapes(*dims)
     records = []
     for i, shape in enumerate(shapes):

@@ -22,8 +22,9 @@ from .numpy_render import WORK_FACTOR
 if TYPE_CHECKING:
     import torch
 
-#: default limit on output pixels per decode, the same as Pillow's decompression-bomb limit
-DEFAULT_MAX_PIXELS = 89_478_485
+#: default limit on output pixels per decode, the same as Pillow's decompression-bomb limit; also the most
+#: declared pixels that earn a latent-grid file its latent values (bitstream.latent_limit)
+DEFAULT_MAX_PIXELS = bitstream.DEFAULT_MAX_PIXELS
 #: default limit on multiply-adds per decode (network multiply-adds per pixel x output pixels):
 #: about 17 s on 2 CPU cores; a 0.6 bpp SIREN file of a 768x512 photo rendered at 3840x2560 needs 3.4e11
 DEFAULT_MAX_WORK = 500_000_000_000
@@ -40,8 +41,11 @@ class DecodeLimits:
     and time a hostile file can cost are bounded by these numbers.
 
     Attributes:
-        max_parameters: largest network (stored values).
-        max_pixels: largest output (width x height).
+        max_parameters: largest network (stored values), the latent grids of a latent-grid file apart.
+        max_latents_per_pixel: a latent-grid file's grids may hold max(max_parameters,
+            max_latents_per_pixel x min(width x height, max_pixels)) values, width x height being the
+            file's declared size (bitstream.latent_limit; default 4, FORMAT.md §7 step 9).
+        max_pixels: largest output (width x height); also the most declared pixels that count above.
         max_work: most multiply-adds per decode: the network's multiply-adds per pixel (the sizes
             of its weight matrices summed) x output pixels (x 3 for a gradient view, x 5 for a
             Laplacian view).
@@ -50,9 +54,15 @@ class DecodeLimits:
     max_parameters: int = bitstream.DEFAULT_MAX_PARAMETERS
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_work: int = DEFAULT_MAX_WORK
+    max_latents_per_pixel: int = bitstream.DEFAULT_MAX_LATENTS_PER_PIXEL
+
+    def file_limits(self) -> dict:
+        """The keyword arguments of bitstream.split_file / read_header / check_network_size for these limits."""
+        return {"max_parameters": self.max_parameters, "max_latents_per_pixel": self.max_latents_per_pixel,
+                "max_pixels": self.max_pixels}
 
     def validated(self) -> "DecodeLimits":
-        for name in ("max_parameters", "max_pixels", "max_work"):
+        for name in ("max_parameters", "max_pixels", "max_work", "max_latents_per_pixel"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OptionError(f"{name} must be a positive integer, got {value!r}")
@@ -168,7 +178,7 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
     limits = limits.validated()
     if render not in RENDERS:
         raise OptionError(f"unknown render {render!r}: choose one of {', '.join(RENDERS)}")
-    header, payload = split_file(data, max_parameters=limits.max_parameters)
+    header, payload = split_file(data, **limits.file_limits())
     width, height = output_size(header.width, header.height, res=res, size=size, scale=scale)
     if res is None and size is None and scale is None and width * height > limits.max_pixels:
         raise ImageTooLargeError(

@@ -29,7 +29,9 @@ LATENT_FIELDS = "<BB"  # 4.1 latent-grid fields (arch 3 only): latent_levels, la
 LATENT_RANGES = {"latent_levels": (1, 12), "latent_channels": (1, 8)}
 SAMPLING_RANGE = (0, 1)  # 4.1: latent_sampling, versions 4 and 5 only, right after latent_channels: 0 bilinear, 1 bicubic
 CUBIC_A = np.float32(-0.75)  # 8.1: Keys' cubic convolution
-MAX_PARAMETERS = 2**22  # 7 step 9, the default limit
+MAX_PARAMETERS = 2**22  # 7 step 9, the default limit on the weights (every stored value but the latent grids')
+MAX_LATENTS_PER_PIXEL = 4  # 7 step 9: latent values <= max(MAX_PARAMETERS, 4 x min(width x height, MAX_PIXELS))
+MAX_PIXELS = 89_478_485  # 7 step 9 and 8.5, the default
 F16_MIN, F16_MAX = 2.0**-24, 65504.0
 ZERO, LAPLACE, HISTOGRAM, SPARSE_LAPLACE, ROW_CONTEXT, ROW_PREDICT = 0, 1, 2, 3, 4, 5
 NEIGHBOUR_CONTEXT, NEIGHBOUR_PREDICT = 6, 7
@@ -124,8 +126,12 @@ def spec_header(head: bytes, version: int) -> tuple[dict, list[tuple[int, ...]],
     hdr.update(extra)
     shapes = spec_shapes(hdr["arch"], hdr["hidden_width"], hdr["hidden_layers"], hdr["channels"],
                          width=hdr["width"], height=hdr["height"], **extra)
-    if sum(math.prod(s) for s in shapes) > MAX_PARAMETERS:  # 7 step 9
+    n_grids = hdr["latent_levels"] if hdr["arch"] == 3 else 0  # 4.2: the grids are the first G tensors
+    latents = sum(math.prod(s) for s in shapes[:n_grids])
+    if sum(math.prod(s) for s in shapes[n_grids:]) > MAX_PARAMETERS:  # 7 step 9, the weights
         raise SpecError("too many parameters")
+    if latents > max(MAX_PARAMETERS, MAX_LATENTS_PER_PIXEL * min(hdr["width"] * hdr["height"], MAX_PIXELS)):
+        raise SpecError("too many latent values")  # 7 step 9, the latent grids
     return hdr, shapes, pos
 
 
