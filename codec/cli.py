@@ -1,7 +1,9 @@
 """Command-line entry points: inr-encode, inr-decode, inr-info.
 
-Exit codes: 0 success, 1 failure (bad input, bad file, I/O), 2 usage error, 130 interrupted.
-A user error is one line on stderr; output files are written atomically.
+Exit codes: 0 success, 1 failure (bad input, bad file, I/O), 2 usage error, 130 interrupted, 141 stdout
+closed early. A user error is one line on stderr; output files are written atomically. `-` as an input or
+output means standard input or output (binary); the output is written to stdout in one piece after the
+work has succeeded, and a terminal is refused as binary stdout.
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from bitstream import MAGIC, InrFormatError, read_header
+from bitstream import MAGIC, InrFormatError
 
 from .config import (ARCH_CHOICES, DEFAULT_EFFORT, DEFAULT_PRESET, DEFAULT_STEPS, EFFORT_FLOOR_SECONDS, EFFORT_LEVELS,
                      EFFORT_SECONDS_PER_MEGAPIXEL, INIT_CHOICES,
                      LATENT_SAMPLING_CHOICES, OPTIONS, PRESETS, EncoderConfig)
-from .decoding import BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array
+from .decoding import (BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, array_to_image, decode_array,
+                       read_checked)
 from .devices import DEVICE_CHOICES
 from .errors import ImageInputError, OptionError
 from .imageio import check_writable, image_bytes, load_pixels, write_atomic
@@ -27,6 +30,40 @@ TORCH_NEEDED = "encoding needs torch, which is not installed (pip install torch=
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BROKEN_PIPE = 141  #: 128 + SIGPIPE, what a Unix tool killed by a closed pipe returns
 MAX_INPUT_FILE_BYTES = 1 << 30
+STDIO = "-"  #: an input or output of this name is standard input or standard output (binary)
+
+
+class _StdoutClosed(Exception):
+    """Binary output to stdout failed because the reader went away (a closed pipe)."""
+
+
+def _refuse_terminal_stdout(what: str) -> None:
+    """Binary output and a terminal as stdout: refuse before any work (as cwebp and gzip do)."""
+    try:
+        tty = os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout is not a real file (embedded use, tests)
+        tty = False
+    if tty:
+        raise OptionError(f"refusing to write {what} to a terminal: redirect stdout to a file or a pipe, "
+                          "or give a file name instead of -")
+
+
+def _write_stdout(data: bytes) -> None:
+    """All of `data` to the binary stdout at once; _StdoutClosed if the pipe was closed."""
+    out = getattr(sys.stdout, "buffer", sys.stdout)
+    try:
+        out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        raise _StdoutClosed(f"stdout was closed before the {len(data)}-byte output was written") from None
+
+
+def _read_stdin(limit: int) -> bytes:
+    """Standard input (binary), at most `limit` bytes (one more is read to tell that it is longer)."""
+    stream = getattr(sys.stdin, "buffer", sys.stdin)
+    if stream is None:
+        raise OSError("-: there is no standard input")
+    return stream.read(limit + 1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,6 +157,10 @@ def _run(body, prog: str) -> int:
     except BrokenPipeError:  # stdout closed early (`inr-info f.inr | head`): stop quietly, as Unix tools do
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except _StdoutClosed as exc:  # binary output lost: say so in one line (nothing partial was meant to go)
+        _silence_stdout()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         text = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"{prog}: error: {_one_line(text)}", file=sys.stderr)
@@ -137,10 +178,11 @@ def _run(body, prog: str) -> int:
         return EXIT_INTERRUPTED
 
 
-def _check_output(inp: Path, out: Path, force: bool) -> None:
+def _check_output(inp: Path | None, out: Path, force: bool) -> None:
+    """`out` may be written (inp: the input file, None for standard input)."""
     if out.is_dir():
         raise OSError(f"{out}: is a directory, not a file to write")
-    if out.exists() and inp.exists() and os.path.samefile(inp, out):
+    if inp is not None and out.exists() and inp.exists() and os.path.samefile(inp, out):
         raise OSError(f"{out}: output would overwrite the input")
     if out.exists() and not force:
         raise OSError(f"{out}: already exists (pass --force to overwrite)")
@@ -149,7 +191,13 @@ def _check_output(inp: Path, out: Path, force: bool) -> None:
 
 def _read_inr(path: Path) -> bytes:
     """Read an .inr file: only as many bytes as its own length fields declare (plus a little, so
-    trailing junk is reported), never more than MAX_INPUT_FILE_BYTES, also from a pipe or a device."""
+    trailing junk is reported), never more than MAX_INPUT_FILE_BYTES, also from a pipe or a device;
+    `-` is standard input."""
+    if str(path) == STDIO:
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        if stream is None:
+            raise OSError("-: there is no standard input")
+        return _read_inr_from(stream, "-")
     if not path.exists():
         raise OSError(f"{path}: no such file")
     if path.is_dir():
@@ -157,19 +205,24 @@ def _read_inr(path: Path) -> bytes:
     if path.is_file() and path.stat().st_size > MAX_INPUT_FILE_BYTES:
         raise InrFormatError(f"{path}: {path.stat().st_size} bytes is far larger than any .inr file")
     with path.open("rb") as fh:
-        data = fh.read(7)  # magic, version, header length
-        if len(data) < 7 or data[:4] != MAGIC:
-            return data  # the decoder names the problem (empty, truncated, wrong magic)
-        head_len = int.from_bytes(data[5:7], "little")
-        data += fh.read(head_len + 4)
-        if len(data) < 7 + head_len + 4:
-            return data
-        pay_len = int.from_bytes(data[-4:], "little")
-        total = len(data) + pay_len + 4
-        if total > MAX_INPUT_FILE_BYTES:
-            raise InrFormatError(f"{path}: sections declare {total} bytes, far larger than any .inr file")
-        data += fh.read(pay_len + 4)
-        return data + fh.read(1 << 16)  # anything after the checksum is reported by the decoder
+        return _read_inr_from(fh, str(path))
+
+
+def _read_inr_from(fh, path: str) -> bytes:
+    """The bounded read of _read_inr from an open binary stream (a file, a pipe, stdin)."""
+    data = fh.read(7)  # magic, version, header length
+    if len(data) < 7 or data[:4] != MAGIC:
+        return data  # the decoder names the problem (empty, truncated, wrong magic)
+    head_len = int.from_bytes(data[5:7], "little")
+    data += fh.read(head_len + 4)
+    if len(data) < 7 + head_len + 4:
+        return data
+    pay_len = int.from_bytes(data[-4:], "little")
+    total = len(data) + pay_len + 4
+    if total > MAX_INPUT_FILE_BYTES:
+        raise InrFormatError(f"{path}: sections declare {total} bytes, far larger than any .inr file")
+    data += fh.read(pay_len + 4)
+    return data + fh.read(1 << 16)  # anything after the checksum is reported by the decoder
 
 
 def encode_parser() -> argparse.ArgumentParser:
@@ -177,8 +230,8 @@ def encode_parser() -> argparse.ArgumentParser:
                 description="Compress an image into an .inr file (a quantized coordinate network), or every image of a folder "
                             "into a folder of .inr files (see the README's 'Folders of images').")
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="INPUT OUTPUT (an image, the .inr file to write); FOLDER OUT_FOLDER; or images and "
-                        "folders with -o OUT_FOLDER")
+                   help="INPUT OUTPUT (an image, the .inr file to write; - for standard input or output); "
+                        "FOLDER OUT_FOLDER; or images and folders with -o OUT_FOLDER")
     p.add_argument("-o", "--output-dir", metavar="OUT_FOLDER",
                    help="encode every PATH (images, and the images directly inside folders) into this folder")
     rate = p.add_mutually_exclusive_group()
@@ -227,13 +280,14 @@ def encode_parser() -> argparse.ArgumentParser:
     return p
 
 
-ENCODE_USAGE = """inr-encode INPUT OUTPUT [options]
+ENCODE_USAGE = """inr-encode INPUT OUTPUT [options]          (- as INPUT or OUTPUT: stdin / stdout)
        inr-encode FOLDER OUT_FOLDER [options]
        inr-encode IMAGE_OR_FOLDER [IMAGE_OR_FOLDER ...] -o OUT_FOLDER [options]"""
 
 
 def _is_batch(args) -> bool:
-    return args.output_dir is not None or (len(args.paths) == 2 and Path(args.paths[0]).is_dir())
+    return args.output_dir is not None or (len(args.paths) == 2 and args.paths[0] != STDIO
+                                           and Path(args.paths[0]).is_dir())
 
 
 def encode_main(argv=None) -> int:
@@ -249,16 +303,32 @@ def encode_main(argv=None) -> int:
     if used:
         parser.error(f"{', '.join(used)} apply to folders of images: give FOLDER OUT_FOLDER or -o OUT_FOLDER")
     args.input, args.output = args.paths
+    if args.output == STDIO and args.json:
+        parser.error("--json prints on stdout, where the .inr file goes with OUTPUT -: give a file name")
 
     def body() -> int:
         inp, out = Path(args.input), Path(args.output)
-        _check_output(inp, out, args.force)
-        pixels = load_pixels(inp, convert=args.convert)
+        if args.output == STDIO:
+            _refuse_terminal_stdout("an .inr file")
+        else:
+            _check_output(None if args.input == STDIO else inp, out, args.force)
+        if args.input == STDIO:
+            source = _read_stdin(MAX_INPUT_FILE_BYTES)
+            if not source:
+                raise ImageInputError("-: standard input is empty")
+            if len(source) > MAX_INPUT_FILE_BYTES:
+                raise ImageInputError(f"-: standard input is longer than {MAX_INPUT_FILE_BYTES} bytes")
+            pixels = load_pixels(source, convert=args.convert)
+        else:
+            pixels = load_pixels(inp, convert=args.convert)
         from .encoding import encode_pixels  # the fitting stack is imported only when encoding
 
         config = _encoder_config(args, progress=not args.quiet)
         result = encode_pixels(pixels, config)
-        write_atomic(out, result.data)
+        if args.output == STDIO:
+            _write_stdout(result.data)  # the whole file at once, after the encode succeeded
+        else:
+            write_atomic(out, result.data)
         summary = {"input": str(inp), "output": str(out), **result.summary()}
         if args.json:
             print(json.dumps(summary, indent=2))
@@ -309,8 +379,9 @@ def _encode_batch(args) -> int:
 def decode_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="inr-decode", description="Decode an .inr file to a PNG at any resolution.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", help="the .inr file")
-    p.add_argument("-o", "--output", help="image to write (default: the input's name with .png)")
+    p.add_argument("input", help="the .inr file (- for standard input)")
+    p.add_argument("-o", "--output", help="image to write (default: the input's name with .png); - for standard "
+                                          "output (PNG)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--res", type=_positive_int, help="longer side in pixels, aspect ratio kept")
     size.add_argument("--size", type=_size, help="exact size WIDTHxHEIGHT")
@@ -329,19 +400,29 @@ def decode_parser() -> argparse.ArgumentParser:
 
 def decode_main(argv=None) -> int:
     """inr-decode."""
-    args = decode_parser().parse_args(argv)
+    parser = decode_parser()
+    args = parser.parse_args(argv)
+    if args.input == STDIO and not args.output:
+        parser.error("reading from standard input: give -o FILE, or -o - for standard output")
 
     def body() -> int:
         inp = Path(args.input)
         out = Path(args.output) if args.output else inp.with_suffix(".png")
-        _check_output(inp, out, args.force)
-        fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)  # before the work
+        if args.output == STDIO:
+            _refuse_terminal_stdout("a PNG image")
+            fmt = "PNG"
+        else:
+            _check_output(None if args.input == STDIO else inp, out, args.force)
+            fmt = "PNG" if out.suffix.lower() in ("", ".png") else _pil_format(out)  # before the work
         data = _read_inr(inp)
         limits = DecodeLimits(max_pixels=args.max_pixels, max_work=args.max_work)
         pixels = decode_array(data, res=args.res, size=args.size, scale=args.scale, device=args.device,
                               limits=limits, backend=args.backend, render=args.render)
         img = array_to_image(pixels)
-        write_atomic(out, image_bytes(img, fmt))
+        if args.output == STDIO:
+            _write_stdout(image_bytes(img, fmt))  # the whole image at once, after the decode succeeded
+        else:
+            write_atomic(out, image_bytes(img, fmt))
         return EXIT_OK
 
     return _run(body, "inr-decode")
@@ -358,15 +439,17 @@ def _pil_format(path: Path) -> str:
 
 
 def info_main(argv=None) -> int:
-    """inr-info: print the header of an .inr file as JSON."""
-    p = _Parser(prog="inr-info", description="Print the header of an .inr file as JSON.")
-    p.add_argument("input", help="the .inr file")
+    """inr-info: print the header of an .inr file as JSON, after checking the whole file as the decoder does."""
+    p = _Parser(prog="inr-info", description="Print the header of an .inr file as JSON. The whole file is checked "
+                "first, as inr-decode checks it (framing, checksum, header, the decoder's default limits on the file, "
+                "the payload), so inr-info accepts exactly the files that inr-decode decodes at some size.")
+    p.add_argument("input", help="the .inr file (- for standard input)")
     args = p.parse_args(argv)
 
     def body() -> int:
         inp = Path(args.input)
         data = _read_inr(inp)
-        header = read_header(data)
+        header, _ = read_checked(data)
         info = {"file": str(inp), "bytes": len(data), "bpp": 8 * len(data) / (header.width * header.height),
                 **header.to_dict()}
         print(json.dumps(info, indent=2))

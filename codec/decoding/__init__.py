@@ -3,8 +3,9 @@ numpy (`numpy_render.py`). Imports the format, the families' definitions and ren
 fitting code (codec.encoding)."""
 from .decoder import (
     BACKENDS, DEFAULT_MAX_PIXELS, DEFAULT_MAX_WORK, RENDERS, DecodeLimits, DecodeWorkError, ImageTooLargeError,
-    array_to_image, check_work, decode_array, decode_image, multiply_adds_per_pixel,
+    array_to_image, check_work, decode_array, decode_image, multiply_adds_per_pixel, read_checked,
 )
 
 __all__ = ["BACKENDS", "DEFAULT_MAX_PIXELS", "DEFAULT_MAX_WORK", "RENDERS", "DecodeLimits", "DecodeWorkError",
-           "ImageTooLargeError", "array_to_image", "check_work", "decode_array", "decode_image", "multiply_adds_per_pixel"]
+           "ImageTooLargeError", "array_to_image", "check_work", "decode_array", "decode_image", "multiply_adds_per_pixel",
+           "read_checked"]

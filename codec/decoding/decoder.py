@@ -171,6 +171,16 @@ def choose_backend(backend: str | None, device: str | None) -> str:
     return backend
 
 
+def read_checked(data: bytes, limits: DecodeLimits = DecodeLimits()) -> tuple[Header, list[np.ndarray]]:
+    """Every check a decode makes of the file itself, without rendering: framing, checksum, header, the
+    file limits of `limits` (network size, latent values) and the payload, entropy-decoded. Returns the
+    header and the integer tensors. What it refuses (InrFormatError), decode_array refuses at every output
+    size; what it accepts, decode_array renders unless the request is over max_pixels or max_work. inr-info
+    and the Pillow plugin (at open, the header part) use it, so that every reader accepts the same files."""
+    header, payload = split_file(data, **limits.validated().file_limits())
+    return header, decode_payload(header, payload)
+
+
 def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
                  limits: DecodeLimits = DecodeLimits(), backend: str | None = None,
                  render: str = "image") -> np.ndarray:
