@@ -13,6 +13,11 @@ Errors follow Pillow: a file whose header is broken is not identified (`Image.op
 `PIL.UnidentifiedImageError`); a file cut short after its header raises
 `OSError("image file is truncated ...")` on load; other damage `OSError("broken .inr file: ...")`;
 a file over the decode limits `Image.DecompressionBombError`.
+
+One strictness for every reader: the header is checked with the codec's file limits (DecodeLimits(), as
+`codec.decode` and `inr-info`), load reads the whole file and refuses bytes after its checksum as they do,
+and renders under the codec's default pixel and work limits as well as Pillow's own MAX_IMAGE_PIXELS
+check. So a file opens and loads here exactly when `codec.decode` decodes it at that size.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from bitstream.header import unpack_header
 
 from .config import OPTIONS
 from .decoding import DecodeLimits, DecodeWorkError, decode_array
+from .errors import OptionError
 
 FORMAT = "INR"
 _PREFIX = struct.Struct("<4sBH")  # magic, version, header length
@@ -59,7 +65,7 @@ class InrImageFile(ImageFile.ImageFile):
         if len(head) < head_len:
             raise SyntaxError("truncated .inr header")
         try:
-            header = unpack_header(head, version=version)
+            header = unpack_header(head, version=version, **DecodeLimits().file_limits())
         except InrFormatError as exc:
             raise SyntaxError(f"broken .inr header: {exc}") from None
         self._stored_size = (header.width, header.height)
@@ -83,8 +89,13 @@ class InrImageFile(ImageFile.ImageFile):
         return self.mode, (0, 0, *new)
 
 
+#: bytes read past a file's declared end, so that trailing data is refused (and counted up to this) as by the codec
+TRAILING_PROBE = 1 << 16
+
+
 def read_declared(fp: IO[bytes]) -> tuple[bytes, int]:
-    """Read an .inr file from `fp` up to its declared end; returns (bytes read, bytes declared)."""
+    """Read an .inr file from `fp` up to its declared end, plus up to TRAILING_PROBE bytes after it;
+    returns (bytes read, bytes declared)."""
     data = fp.read(_PREFIX.size)
     if len(data) < _PREFIX.size:
         return data, _PREFIX.size + 8
@@ -97,6 +108,8 @@ def read_declared(fp: IO[bytes]) -> tuple[bytes, int]:
     if expected > MAX_FILE_BYTES:
         raise OSError(f"broken .inr file: sections declare {expected} bytes, far larger than any .inr file")
     data += fp.read(expected - len(data))
+    if len(data) == expected:
+        data += fp.read(TRAILING_PROBE)  # anything after the checksum is refused by the decoder
     return data, expected
 
 
@@ -111,10 +124,9 @@ class InrDecoder(ImageFile.PyDecoder):
         if len(data) < expected:
             raise OSError(f"image file is truncated (.inr file has {len(data)} of its {expected} bytes)")
         size = (self.state.xsize, self.state.ysize)
-        limits = DecodeLimits(max_pixels=size[0] * size[1])  # the pixel count was checked by Pillow
-        try:
-            pixels = decode_array(data, size=size, limits=limits)
-        except DecodeWorkError as exc:
+        try:  # the codec's default limits (Pillow has checked the pixel count against its own)
+            pixels = decode_array(data, size=size, limits=DecodeLimits())
+        except (DecodeWorkError, OptionError) as exc:  # over the work limit, or the output over the pixel limit
             raise Image.DecompressionBombError(str(exc)) from None
         except InrFormatError as exc:
             raise OSError(f"broken .inr file: {exc}") from None
