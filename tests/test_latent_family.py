@@ -169,20 +169,6 @@ def test_whole_image_and_pixel_batch_features_are_grid_sample_at_the_pixel_centr
         assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(batch_grads, ref_grads))
 
 
-def test_rate_estimate_is_the_same_by_index_and_by_one_hot():
-    from codec.encoding.latent import latent_bits
-
-    torch.manual_seed(1)
-    grid = torch.randn(1, 30, 41) * 3
-    scales = torch.randn(6, requires_grad=True)
-    by_index = latent_bits(grid, scales, one_hot=False)
-    (g_index,) = torch.autograd.grad(by_index.sum(), scales)
-    by_one_hot = latent_bits(grid, scales, one_hot=True)
-    (g_one_hot,) = torch.autograd.grad(by_one_hot.sum(), scales)
-    assert torch.equal(by_index, by_one_hot)
-    assert torch.allclose(g_index, g_one_hot, rtol=1e-5)
-
-
 @pytest.mark.parametrize("sampling", [BILINEAR, BICUBIC])
 def test_torch_module_matches_numpy_evaluator_in_float64(sampling):
     data = crafted_file(np.random.default_rng(5), channels=3, hidden_width=10, hidden_layers=2, width=9, height=7,

@@ -35,7 +35,8 @@ from ..progress import Progress
 from .common import EncodeResult, finest_within, flat_file as common_flat_file, image_tensors, keep_or_flat, plan_steps
 from .common import serialize as serialize_model
 from .fitting import mse_to_psnr
-from .latent_rounding import context_classes, rd_round
+from .latent_rounding import rd_round
+from .latent_step import LatentState, batch_features, image_features, mse_of, pixel_axes, rate_bits
 from .quantization import fake_quantize, float16_at_least, quantize
 
 DEFAULTS = LatentSettings()
@@ -70,52 +71,6 @@ def new_model(channels: int, grid: LatentGrid, settings: LatentSettings = DEFAUL
     """A fresh model of these grids and the settings' synthesis MLP (uses the global torch seed)."""
     return LatentGridInr(channels=channels, hidden_width=settings.synth_width, hidden_layers=settings.synth_layers,
                          grid=grid)
-
-
-def laplace_bits(values: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Bits of each (noisy) integer under a zero-mean Laplace of scale exp(log_scale), quantized to bins of 1."""
-    b = torch.exp(log_scale).clamp_min(1e-3)
-
-    def cdf(x):
-        return 0.5 + 0.5 * torch.sign(x) * (1 - torch.exp(-x.abs() / b))
-
-    return -torch.log2((cdf(values + 0.5) - cdf(values - 0.5)).clamp_min(1e-9))
-
-
-class _ScaleOfClass(torch.autograd.Function):
-    """table[classes], whose backward sums the gradient per class with one bincount: a serial pass in a
-    fixed order, 5x faster on the CPU than the scatter of an index's backward (0.5 vs 2.8 ms per 393,216
-    latents, one thread)."""
-
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(classes)
-        ctx.n = table.numel()
-        return table[classes]
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (classes,) = ctx.saved_tensors
-        return torch.bincount(classes.reshape(-1), weights=grad.reshape(-1), minlength=ctx.n).to(grad.dtype), None
-
-
-def latent_bits(grid: torch.Tensor, log_scales: torch.Tensor, *, one_hot: bool | None = None) -> torch.Tensor:
-    """Bits of every latent under a zero-mean Laplace whose scale is its context class's (log_scales: one per class).
-
-    This is the NEIGHBOUR_CONTEXT model's cost (classes from the left, upper and upper-left latents),
-    also when the file codes a grid with another context model: training on a prediction's cost
-    instead gave no better files, and the controller calibrates to the real coder's size anyway.
-
-    The per-latent scale is gathered so that its gradient is cheap and repeatable: on the CPU by
-    `_ScaleOfClass` (bincount), on a GPU by a one-hot product (bincount's atomics there crowd onto a few
-    addresses; the plain index's sort-and-scatter backward took most of a GPU step). `one_hot` None: by the
-    device; True/False forces it."""
-    n = log_scales.numel()
-    classes = context_classes(grid, n)
-    if not (grid.device.type != "cpu" if one_hot is None else one_hot):
-        return laplace_bits(grid, _ScaleOfClass.apply(log_scales, classes))
-    onehot = (classes.unsqueeze(-1) == torch.arange(n, device=grid.device)).to(grid.dtype)
-    return laplace_bits(grid, onehot @ log_scales)
 
 
 def stored_values(width: int, height: int, channels: int, settings: LatentSettings = DEFAULTS) -> int:
@@ -311,11 +266,15 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
     matrices = model.image_matrices(coords.device) if full_batch else None
+    state = LatentState(model, NEIGHBOUR_CLASSES)
+    flat = state.flat
+    target_cols = target.T.contiguous()
+    axes = pixel_axes(coords, model.grid.width)
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
-    latents = list(model.latents)
     bases = (lr, lr * s.mlp_lr_factor)
-    opt = torch.optim.Adam([{"params": latents, "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}])
+    opt = torch.optim.Adam([{"params": [flat], "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}],
+                           fused=True)
     final_from = int(steps * (1 - s.final_fraction))
     control_from = int(steps * s.control_start)
     mlp_in_file_order = model.parameters_in_file_order()[levels:]  # weight, bias per layer
@@ -336,23 +295,24 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             group["lr"] = base * decay
         rounding = step >= final_from
         if step in choose_at:  # before the controller's calibrations, so they count the MLP's bits at these steps
+            state.store(model)
             mlp_steps = choose_synthesis_steps(model, coords, target, math.exp(log_lam), entropy_models=entropy_models,
                                                settings=s)
         if rounding:
-            used = [g + (torch.round(g) - g).detach() for g in latents]
+            used = flat + (torch.round(flat) - flat).detach()
             weights = [fake_quantize(p, q) for p, q in zip(mlp_in_file_order, mlp_steps)]
         else:
-            used = [g + torch.rand_like(g) - 0.5 for g in latents]
-            weights = None
+            noise = torch.rand(flat.shape, generator=generator, device=flat.device)
+            used = flat + (noise - 0.5)
+            weights = mlp_in_file_order
+        grids = state.levels(used)
         if full_batch:
-            features, want = model.image_features(matrices, used), target
+            features, want = image_features(model, grids, matrices), target_cols
         else:
             idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
-            features, want = model.pixel_features(coords, idx, used), target[idx]
-        out = model.synthesis(features, weights)
-        mse = torch.mean((out - want) ** 2)
-        bits = sum(latent_bits(u, log_scales[l]).sum() for l, u in enumerate(used))
-        bpp = bits / n_pix
+            features, want = batch_features(model, grids, axes, idx), torch.index_select(target, 0, idx).T
+        mse = mse_of(features, want, weights)
+        bpp = rate_bits(state, used, log_scales) / n_pix
         loss = mse + math.exp(log_lam) * bpp
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -360,8 +320,9 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % s.control_every == 0:
             with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
-                rounded = float(sum(latent_bits(torch.round(g), log_scales[l]).sum() for l, g in enumerate(latents))) / n_pix
+                rounded = float(rate_bits(state, torch.round(flat), log_scales)) / n_pix
             if calibrate_at and step >= calibrate_at[0]:
+                state.store(model)
                 coded_per_estimated = coded_latent_bpp(mlp_steps) / max(rounded, 1e-6)
                 calibrate_at = [c for c in calibrate_at if c > step]
             error = math.log(max(rounded * coded_per_estimated, 1e-6) / latent_bpp_target)
@@ -375,6 +336,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss.detach()),
                             psnr=mse_to_psnr(float(mse.detach())), left=elapsed / done * (steps - done),
                             force=done in (1, steps))
+    state.store(model)
     progress.close()
     return done, capped, math.exp(log_lam), mlp_steps
 

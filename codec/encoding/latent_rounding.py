@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 import bitstream
 
@@ -57,9 +56,12 @@ def context_classes(grid: torch.Tensor, n_classes: int) -> torch.Tensor:
     values, exactly as the coder computes it (bitstream.entropy.neighbour_classes: min(2|left| + 2|above| +
     |above-left|, n_classes - 1), zeros outside the grid; no gradient)."""
     with torch.no_grad():
-        mags = F.pad(torch.round(grid).abs(), (1, 0, 1, 0))  # a zero row above and a zero column on the left
-        left, above, above_left = mags[:, 1:, :-1], mags[:, :-1, 1:], mags[:, :-1, :-1]
-        return torch.clamp(2 * left + 2 * above + above_left, max=n_classes - 1).long()
+        mags = torch.round(grid).abs_()
+        local = torch.zeros_like(mags)
+        local[:, :, 1:].add_(mags[:, :, :-1], alpha=2)
+        local[:, 1:, :].add_(mags[:, :-1, :], alpha=2)
+        local[:, 1:, 1:].add_(mags[:, :-1, :-1])
+        return local.clamp_(max=n_classes - 1).long()
 
 
 def class_code_lengths(symbols: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
