@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inr-steps", type=_positive(int), default=None, help="fitting steps of our codec (codec default if unset)")
     p.add_argument("--inr-time-budget", type=_positive(float), default=None,
                    help="encoding time budget per image in seconds for our codec (codec default if unset)")
+    p.add_argument("--inr-effort", type=int, choices=range(1, 10), default=None, metavar="1..9",
+                   help="encoder effort of our codec (codec default if unset)")
     p.add_argument("--inr-batched", action="store_true",
                    help="encode all images of a rate at once in stacked networks (codec.stacked; fixed --inr-steps)")
     p.add_argument("--inr-batch-pixels", type=_positive(int), default=None,
@@ -132,8 +134,8 @@ def _cpu_name() -> str:
 def _make_codec(name: str, args) -> object:
     cls = REGISTRY[name]
     if issubclass(cls, InrCodec):  # both families of our codec take the --inr-* options
-        return cls(steps=args.inr_steps, time_budget=args.inr_time_budget, device=args.device, seed=args.seed,
-                        batched=args.inr_batched, tf32=args.inr_tf32,
+        return cls(steps=args.inr_steps, time_budget=args.inr_time_budget, effort=args.inr_effort, device=args.device,
+                   seed=args.seed, batched=args.inr_batched, tf32=args.inr_tf32,
                         init=args.inr_init, batch_pixels=args.inr_batch_pixels)
     return cls()
 

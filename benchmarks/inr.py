@@ -40,10 +40,10 @@ class InrCodec(Codec):
     arch: str = "siren"  # the network family (--arch); "inr" stays the SIREN whatever the codec's default
     latent_sampling: str | None = None  # the latent family's grid sampling (--latent-sampling); None: the default
 
-    def __init__(self, *, steps: int | None = None, time_budget: float | None = None,
+    def __init__(self, *, steps: int | None = None, time_budget: float | None = None, effort: int | None = None,
                  device: str | None = None, seed: int = 0, batched: bool = False, tf32: bool = False,
                  init: str | None = None, batch_pixels: int | None = None):
-        self.steps, self.time_budget, self.seed = steps, time_budget, seed
+        self.steps, self.time_budget, self.effort, self.seed = steps, time_budget, effort, seed
         self.batch_pixels = batch_pixels  # pixels per step of the stacked encodes (None: the codec's default)
         self.init = init  # "meta" / "random"; None: the codec's default
         self.tf32 = tf32  # TF32 matrix products on CUDA (set for this benchmark process)
@@ -81,7 +81,7 @@ class InrCodec(Codec):
     def encode(self, img: Image.Image, setting) -> bytes:
         mod = self._module()
         self._precision()
-        options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
+        options = dict(bpp=float(setting), steps=self.steps, time_budget=self.time_budget, effort=self.effort,
                        device=self.requested_device, seed=self.seed, progress=False)
         if self.arch is not None:
             options["arch"] = self.arch
@@ -106,7 +106,7 @@ class InrCodec(Codec):
         from codec.encoding.stacked import encode_many
 
         self._precision()
-        config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget,
+        config = EncoderConfig(bpp=float(setting), steps=self.steps, time_budget=self.time_budget, effort=self.effort,
                                device=self.requested_device, seed=self.seed, batch_pixels=self.batch_pixels,
                                **({"init": self.init} if self.init is not None else {}))
         results = encode_many([load_pixels(img) for img in imgs], config)
@@ -125,7 +125,7 @@ class InrCodec(Codec):
         return self._module().decode(data, device=self.requested_device).convert("RGB")
 
     def config(self) -> dict:
-        return {"steps": self.steps, "time_budget": self.time_budget, "device": self.device, "seed": self.seed,
+        return {"steps": self.steps, "time_budget": self.time_budget, "effort": self.effort, "device": self.device, "seed": self.seed,
                 "batched": self.batched, "tf32": self.tf32, "init": self.init, "batch_pixels": self.batch_pixels,
                 **({"arch": self.arch} if self.arch is not None else {}),
                 **({"latent_sampling": self.latent_sampling} if self.latent_sampling is not None else {})}

@@ -232,6 +232,41 @@ def measure_bits(symbols: np.ndarray, model: TensorModel) -> int:
     return int(encoder.num_bits())
 
 
+def _laplace_bits_table(model: TensorModel) -> np.ndarray:
+    """Code length in bits of every symbol -max_abs .. max_abs under a LAPLACE (or SPARSE_LAPLACE's value)
+    model: the Laplace's mass of each unit bin, the outermost bins taking the tails (as constriction's
+    quantized Laplace), at least 2^-24."""
+    m, b = model.max_abs, float(model.scale)
+    edges = np.arange(-m, m) + 0.5  # the 2m inner bin edges
+    cdf = np.where(edges < 0, 0.5 * np.exp(np.minimum(edges, 0) / b), 1.0 - 0.5 * np.exp(-np.maximum(edges, 0) / b))
+    mass = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+    return -np.log2(np.maximum(mass, 2.0**-24))
+
+
+def estimate_bits(symbols: np.ndarray, model: TensorModel) -> float:
+    """About the bits `measure_bits` gives, from the model's probabilities instead of coding (the
+    ideal code length; the range coder adds a few dozen bits a stream): for choosing among models."""
+    if model.kind == ZERO:
+        return 0.0
+    if model.kind in CONTEXT_KINDS:
+        classes, coded = _context_plan(symbols, len(model.classes), model.kind)
+        return sum(estimate_bits(coded[classes == k], sub) for k, sub in enumerate(model.classes))
+    flat = np.asarray(symbols).reshape(-1).astype(np.int64)
+    bits = 0.0
+    if model.kind == SPARSE_LAPLACE:
+        zeros = int(np.count_nonzero(flat == 0))
+        p_zero = model.p_zero / P_ZERO_ONE
+        bits += -zeros * np.log2(p_zero) - (flat.size - zeros) * np.log2(1.0 - p_zero)
+        flat = flat[flat != 0]
+    counts = np.bincount(flat + model.max_abs, minlength=2 * model.max_abs + 1)
+    if model.kind == HISTOGRAM:
+        table = -np.log2(np.maximum(np.asarray(model.counts, dtype=np.float64), 1e-9) / sum(model.counts))
+    else:
+        table = _laplace_bits_table(model)
+    used = counts > 0
+    return bits + float(np.dot(counts[used], table[used]))
+
+
 def varint(value: int) -> bytes:
     """LEB128: 7 bits a byte, least significant first, the high bit set on every byte but the last."""
     out = bytearray()
@@ -269,12 +304,13 @@ def _context_model(symbols: np.ndarray, n_classes: int, kinds, kind: int) -> tup
         part = coded[classes == k]
         sub = choose_model(part, kinds=plain) if part.size else TensorModel(ZERO)
         subs.append(sub)
-        bits += measure_bits(part, sub) + 8 * header_bytes(sub)
+        bits += estimate_bits(part, sub) + 8 * header_bytes(sub)
     return TensorModel(kind, classes=tuple(subs)), bits
 
 
 def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
-    """Pick the model that makes this tensor smallest (header parameters + payload), by measuring.
+    """Pick the model that makes this tensor smallest (header parameters + payload), by its estimated
+    code length (estimate_bits).
 
     `kinds` limits the candidates (ZERO is always allowed); None means every model. ROW_CONTEXT and
     ROW_PREDICT, NEIGHBOUR_CONTEXT and NEIGHBOUR_PREDICT are candidates for rank-3 tensors (latent grids) only.
@@ -282,7 +318,7 @@ def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
     symbols = np.asarray(symbols)
     if symbols.ndim == 3 and np.any(symbols) and (kinds is None or any(k in kinds for k in CONTEXT_KINDS)):
         plain = choose_model(symbols.reshape(-1), kinds=kinds)
-        best = (measure_bits(symbols, plain) + 8 * header_bytes(plain), plain)
+        best = (estimate_bits(symbols, plain) + 8 * header_bytes(plain), plain)
         for kind in CONTEXT_KINDS:
             if kinds is None or kind in kinds:
                 n_classes = NEIGHBOUR_CLASSES if kind in NEIGHBOUR_KINDS else DEFAULT_CONTEXT_CLASSES
@@ -313,7 +349,7 @@ def choose_model(symbols: np.ndarray, *, kinds=None) -> TensorModel:
         candidates.append(TensorModel(HISTOGRAM, max_abs, counts=tuple(int(c) for c in counts)))
     if kinds is not None:
         candidates = [m for m in candidates if m.kind in kinds]
-    costs = [measure_bits(flat, m) + 8 * header_bytes(m) for m in candidates]
+    costs = [estimate_bits(flat, m) + 8 * header_bytes(m) for m in candidates]
     return candidates[int(np.argmin(costs))]
 
 
