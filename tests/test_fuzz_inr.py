@@ -33,7 +33,7 @@ def test_mutation_fuzz(files):
     assert report.rejected > CASES // 2  # the mutations really break files
     assert report.decoded > 0  # and some survive (CRC recomputed), so decoding behind the checks runs
     for op in ("bitflip", "bitflip+crc", "truncate", "insert+crc", "delete", "splice+crc", "byteset+crc",
-               "overwrite+crc", "header-edit", "payload-edit", "work-bomb"):
+               "overwrite+crc", "header-edit", "payload-edit", "work-bomb", "shape-bomb"):
         assert report.mutations[op] > 0, op
     assert report.total_seconds < 60
 

@@ -155,3 +155,25 @@ def test_neighbour_kinds_cost_follows_values_not_shape():
             per_value(shape_bomb(1, 65535, kind, levels=1, channels=4))
         square = per_value(shape_bomb(512, 512, kind, levels=1, channels=1))
         assert thin < 2e-6 and square < 2e-6, (kind, thin, square)
+
+
+def test_random_shape_bombs_of_the_fuzzer_decode_or_fail_cleanly_and_quickly():
+    import random
+
+    from benchmarks.robustness.fuzz_inr import decode_case
+    from benchmarks.robustness.shape_bombs import random_shape_bomb
+
+    rnd = random.Random(2828)
+    outcomes = {"decoded": 0, "refused": 0}
+    for _ in range(40):
+        data = random_shape_bomb(rnd)
+        t0 = time.process_time()
+        try:
+            decode_case(data, "shape-bomb")
+            outcomes["decoded"] += 1
+        except InrFormatError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+        seconds = time.process_time() - t0
+        assert seconds < 1.0 and seconds / stored_values(data) < 5e-6, (seconds, stored_values(data))
+    assert outcomes["decoded"] and outcomes["refused"], outcomes

@@ -8,8 +8,12 @@ lengths recomputed too, so the header parser and the entropy decoder behind the 
 exercised) and decodes it. "work-bomb" cases are valid files with all-zero weights (a few dozen
 bytes) declaring random network and image sizes up to the format's maxima; they are decoded with
 the default parameter and pixel limits and a small multiply-add limit, so only the work limit
-stands between them and a decode of minutes or hours. The only acceptable outcomes are a decoded
-image or InrFormatError, each within a time bound. Exit status 1 if any case did anything else.
+stands between them and a decode of minutes or hours. "shape-bomb" cases (shape_bombs.py) are valid
+latent-grid files whose context-coded grids (all four kinds, random class models) are one or a few pixels
+thin, decoded with the default limits: only the entropy decoder's cost per stored value stands between them
+and a decode of minutes (issue 28); the report gives the worst CPU time per stored value among them. The
+only acceptable outcomes are a decoded image or InrFormatError, each within a time bound. Exit status 1 if
+any case did anything else.
 
 The same loop runs in the test suite (tests/test_fuzz_inr.py) with fewer cases.
 """
@@ -205,9 +209,13 @@ def mutate(rnd: random.Random, files: list[bytes]) -> tuple[str, bytes]:
     data = bytearray(rnd.choice(files))
     n = len(data)
     op = rnd.choice(("bitflip", "byteset", "truncate", "insert", "delete", "splice", "overwrite",
-                     "header-edit", "payload-edit", "work-bomb"))
+                     "header-edit", "payload-edit", "work-bomb", "shape-bomb"))
     if op == "work-bomb":
         return op, work_bomb(rnd)
+    if op == "shape-bomb":
+        from .shape_bombs import random_shape_bomb
+
+        return op, random_shape_bomb(rnd)
     if op == "bitflip":
         for _ in range(rnd.choice((1, 1, 1, 2, 3, 8))):
             i = rnd.randrange(n * 8)
@@ -268,6 +276,8 @@ class FuzzReport:
     failures: list = field(default_factory=list)  # (case, mutation, exception repr, hex of the input)
     max_seconds: float = 0.0
     total_seconds: float = 0.0
+    worst_per_value: float = 0.0  # shape-bomb cases: the most CPU seconds per stored value
+    worst_per_value_case: str = ""
     messages: collections.Counter = field(default_factory=collections.Counter)
     mutations: collections.Counter = field(default_factory=collections.Counter)
 
@@ -276,6 +286,9 @@ class FuzzReport:
                  f"other outcomes {len(self.failures)}; slowest case {self.max_seconds * 1000:.1f} ms, "
                  f"total {self.total_seconds:.1f} s"]
         lines.append("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(self.mutations.items())))
+        if self.worst_per_value:
+            lines.append(f"shape bombs: worst {self.worst_per_value * 1e6:.2f} us of CPU per stored value "
+                         f"({self.worst_per_value_case})")
         lines.append("most common rejections:")
         lines += [f"  {v:7d}  {k}" for k, v in self.messages.most_common(15)]
         for case, op, err, blob in self.failures[:10]:
@@ -303,9 +316,20 @@ def decode_case(data: bytes, op: str = ""):
 
     if op == "work-bomb":
         limits = DecodeLimits(max_work=FUZZ_MAX_WORK)
+    elif op == "shape-bomb":  # default limits; a small output: the entropy decoding is the work
+        return decode_array(data, device="cpu", size=(4, 4), backend="numpy")
     else:
         limits = DecodeLimits(max_parameters=FUZZ_MAX_PARAMETERS, max_pixels=FUZZ_MAX_PIXELS)
     return decode_array(data, device="cpu", limits=limits)
+
+
+def _note_per_value(report: FuzzReport, case: int, data: bytes, cpu_seconds: float) -> None:
+    header = bitstream.read_header(data)
+    values = sum(int(np.prod(s)) for s in header.tensor_shapes())
+    if cpu_seconds / values > report.worst_per_value:
+        report.worst_per_value = cpu_seconds / values
+        report.worst_per_value_case = (f"case {case}: {header.width}x{header.height}, {header.latent_levels} levels x "
+                                       f"{header.latent_channels} channels, {values} values, {cpu_seconds:.3f} s")
 
 
 def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: float = 1.0,
@@ -324,6 +348,7 @@ def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: 
         op, data = mutate(rnd, files)
         report.mutations[op] += 1
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         error = None
         try:
             decode_case(data, op)
@@ -339,6 +364,8 @@ def run(cases: int, seed: int, files: list[bytes] | None = None, *, time_limit: 
                 raise
             error = f"{type(exc).__name__}: {exc}"
         elapsed = time.perf_counter() - t0
+        if op == "shape-bomb":  # decoded or refused (often only at the end: unused payload), the work is done
+            _note_per_value(report, case, data, time.process_time() - cpu0)
         report.max_seconds = max(report.max_seconds, elapsed)
         if elapsed > time_limit and error is None:
             error = f"took {elapsed:.2f} s"
