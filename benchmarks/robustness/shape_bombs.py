@@ -114,7 +114,7 @@ def sweep(budget: int = 600_000, levels: int = 12) -> list[dict]:
 def random_shape_bomb(rnd: random.Random) -> bytes:
     """A random shape bomb for the fuzzer: a thin or thick grid of every context kind, random classes."""
     thin = rnd.choice((1, 1, 2, 3, rnd.randint(1, 40)))
-    long = min(rnd.choice((65535, rnd.randint(1, 65535))), max(1, (1 << 16) // thin))  # at most ~2**17 values a channel
+    long = min(rnd.choice((65535, rnd.randint(1, 65535))), max(1, (1 << 15) // thin))  # at most ~2**16 values in all
     width, height = (long, thin) if rnd.random() < 0.5 else (thin, long)
     n_classes = rnd.randint(MIN_CONTEXT_CLASSES, MAX_CONTEXT_CLASSES)
     names = [rnd.choice(tuple(_PLAIN)) for _ in range(n_classes)]
@@ -122,7 +122,7 @@ def random_shape_bomb(rnd: random.Random) -> bytes:
         names[0] = "laplace"
     levels = rnd.randint(1, bitstream.architectures.MAX_LATENT_LEVELS)
     per_channel = bitstream.LatentGrid(width, height, levels, 1).values()
-    channels = max(1, min(bitstream.architectures.MAX_LATENT_CHANNELS, (1 << 17) // per_channel))
+    channels = max(1, min(bitstream.architectures.MAX_LATENT_CHANNELS, (1 << 16) // per_channel))
     payload = bytes(rnd.randrange(256) for _ in range(4 * rnd.randint(1, 4)))
     return shape_bomb(width, height, rnd.choice(CONTEXT_KINDS), levels=levels, channels=channels,
                       n_classes=n_classes, classes=tuple(names), payload=payload)
