@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from .probes.receiver_speed import _commit
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim01.png"
-RATE_OPS_PER_LATENT = 40  #: forward + backward elementwise operations of the rate term per latent
+RATE_OPS_PER_LATENT = 40  #: operations of the rate term and Adam per latent
 
 
 # --- the step before the fused step (codec/encoding/latent.py at commit e451638), for comparison ---
@@ -93,32 +93,35 @@ class ReferenceStep:
 
 
 class EncoderStep:
-    """One step of the latent fit as codec.encoding.latent.fit runs it (the noise phase)."""
+    """One step of the latent fit as codec.encoding.latent.fit runs it on the CPU (the noise phase)."""
 
     def __init__(self, model, coords, target, batch, generator, n_classes, lam=0.01, lr=0.05):
+        from codec.encoding.latent_cpu import NOISE, FusedLatents
         from codec.encoding.latent_step import LatentState, pixel_axes
 
-        self.model, self.coords, self.batch, self.generator, self.lam = model, coords, batch, generator, lam
+        self.model, self.coords, self.batch, self.generator, self.lam, self.lr = model, coords, batch, generator, lam, lr
         self.state = LatentState(model, n_classes)
+        self.fused = FusedLatents(self.state, seed=0)
+        self.fused.begin(NOISE)
         self.target = target
         self.axes = pixel_axes(coords, model.grid.width)
         self.weights = model.parameters_in_file_order()[model.grid.levels:]
         self.log_scales = torch.zeros(model.grid.levels, n_classes, requires_grad=True)
-        self.opt = torch.optim.Adam([{"params": [self.state.flat], "lr": lr},
-                                     {"params": list(model.layers.parameters()) + [self.log_scales], "lr": lr / 2}],
-                                    fused=True)
+        self.opt = torch.optim.Adam(list(model.layers.parameters()) + [self.log_scales], lr=lr / 2, fused=True)
 
     def __call__(self):
-        from codec.encoding.latent_step import batch_features, mse_of, rate_bits
+        from codec.encoding.latent_step import batch_features, mse_of
 
-        flat, n_pix = self.state.flat, self.coords.shape[0]
-        used = flat + (torch.rand(flat.shape, generator=self.generator) - 0.5)
+        n_pix = self.coords.shape[0]
+        used = torch.from_numpy(self.fused.used).requires_grad_(True)
         idx = torch.randint(0, n_pix, (self.batch,), generator=self.generator)
         features = batch_features(self.model, self.state.levels(used), self.axes, idx)
         mse = mse_of(features, torch.index_select(self.target, 0, idx).T, self.weights)
-        loss = mse + self.lam * rate_bits(self.state, used, self.log_scales) / n_pix
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        mse.backward()
+        _, per_class = self.fused.step(used.grad.numpy(), self.log_scales.detach().reshape(-1).numpy(),
+                                       self.lam / n_pix, self.lr)
+        self.log_scales.grad = torch.from_numpy(per_class * (self.lam / n_pix)).float().reshape(self.log_scales.shape)
         self.opt.step()
 
 

@@ -115,7 +115,11 @@ class LatentSettings:
     calibrate_at: tuple[float, ...] = (0.3, 0.55, 0.8)
     rounding_control_factor: float = 5.0  #: the controller's gain in the rounding phase
     latent_step_range: tuple[float, float] = (1.0, 8.0)  #: the latents' step searched when the file is over the target
-    cpu_batch_pixels: int = 65536  #: pixels of the distortion term per step on the CPU (the whole image on a GPU)
+    #: pixels of the distortion term per step on the CPU (the whole image on a GPU): this many, or this
+    #: share of the image where that is more (the rate term covers every latent at every step, so a
+    #: larger image's step is worth more pixels)
+    cpu_batch_pixels: int = 65536
+    cpu_batch_share: float = 1 / 24
     #: "auto" picks this family only where header and MLP take at most this share of the target size
     auto_max_fixed_share: float = 0.25
 
@@ -130,6 +134,8 @@ class LatentSettings:
             raise OptionError(f"final_fraction must be in [0, 1), got {self.final_fraction}")
         if self.control_every < 1 or self.cpu_batch_pixels < 1 or self.synth_choice_pixels < 1:
             raise OptionError("control_every, cpu_batch_pixels and synth_choice_pixels must be positive")
+        if not 0 < self.cpu_batch_share <= 1:
+            raise OptionError(f"cpu_batch_share must be in (0, 1], got {self.cpu_batch_share}")
         return self
 
 

@@ -269,10 +269,20 @@ def test_derivative_views_are_refused(latent_file):
         decode_array(latent_file[1].data, render="gradient")
 
 
-def test_large_images_the_default_decoder_would_refuse_are_refused_up_front():
-    pixels = np.zeros((1800, 2400, 3), dtype=np.uint8)  # 4.3 M pixels: 5.8 M latents at one channel
-    with pytest.raises(OptionError, match="use --arch siren"):
-        encode_pixels(pixels, EncoderConfig(arch="latent", bpp=0.3, steps=1, device="cpu"))
+def test_default_grids_of_any_size_up_to_50_megapixels_are_accepted_by_default_decoders():
+    from codec.encoding.latent import decoders_accept, default_grid
+
+    for width, height in ((768, 512), (2268, 1512), (4032, 3024), (8192, 6100)):
+        assert decoders_accept(default_grid(width, height), 3), (width, height)
+
+
+def test_grids_the_default_decoder_would_refuse_are_refused_up_front():
+    from codec.config import LatentSettings
+
+    pixels = np.zeros((1800, 2400, 3), dtype=np.uint8)  # 4.3 M pixels: 23 M latents at 4 channels a level
+    with pytest.raises(OptionError, match="more than decoders accept by default"):
+        encode_pixels(pixels, EncoderConfig(arch="latent", bpp=0.3, steps=1, device="cpu",
+                                            latent=LatentSettings(level_channels=4)))
 
 
 @pytest.mark.slow
@@ -599,7 +609,8 @@ def test_auto_picks_the_latent_grids_where_they_fit_and_pay():
     assert arch(medium, 512, 512, 1) == "latent"
     assert arch(medium, 256, 256, 3) == "siren"  # header and MLP would be a third of 2.4 kB
     assert arch(EncoderConfig(bpp=0.6), 256, 256, 3) == "latent"
-    assert arch(medium, 2048, 1536, 3) == "siren"  # 4.2 M latents: past the decoders' default limit
+    assert arch(medium, 2048, 1536, 3) == "latent"  # 4.2 M latents: decoders take 4 a pixel
+    assert arch(medium, 4032, 3024, 3) == "latent"  # a 12 MP phone photo
     for siren_only in (EncoderConfig(sparsity=0.2), EncoderConfig(init="meta"),
                        EncoderConfig(mlp=MlpSettings(hidden_width=32, hidden_layers=3))):
         assert arch(siren_only, 768, 512, 3) == "siren"

@@ -144,9 +144,11 @@ class StepPlan:
     source: str  #: "steps" (given), "budget" (planned from a time budget) or "effort" (a GPU's steps at the effort level)
 
 
-def plan_steps(cfg: EncoderConfig, *, device_type: str, seconds_per_step: float, min_steps: int, pixels: int) -> StepPlan:
+def plan_steps(cfg: EncoderConfig, *, device_type: str, seconds_per_step: float, min_steps: int, pixels: int,
+               fixed_seconds: float = 0.0) -> StepPlan:
     """The step count and time cap of an encode of a `pixels`-pixel image whose CPU steps cost
-    `seconds_per_step` (the family's fixed cost model).
+    `seconds_per_step` and whose work besides the steps (rate checks, rounding, the file) costs
+    `fixed_seconds` (the family's fixed cost model).
 
     Given steps are used as they are (capped by a given time budget). Otherwise a time budget (the
     given one, or on the CPU the effort level's, EncoderConfig.effort_seconds) is turned into a step
@@ -163,7 +165,7 @@ def plan_steps(cfg: EncoderConfig, *, device_type: str, seconds_per_step: float,
     if budget is None:
         effort = cfg.effort if cfg.effort is not None else DEFAULT_EFFORT
         return StepPlan(max(min_steps, int(DEFAULT_STEPS * 2.0 ** (effort - DEFAULT_EFFORT))), None, "effort")
-    steps = int(budget * PLAN_SHARE / seconds_per_step)
+    steps = int(max(0.0, budget * PLAN_SHARE - fixed_seconds) / seconds_per_step)
     if device_type != "cpu":
         return StepPlan(max(DEFAULT_STEPS, steps), budget, "budget")
     return StepPlan(min(MAX_PLANNED_STEPS, max(min_steps, steps)), budget, "budget")

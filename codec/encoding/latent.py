@@ -24,6 +24,7 @@ import bitstream
 from bitstream import LatentGrid, choose_model
 from bitstream.architectures import SAMPLING_IDS
 from bitstream.entropy import NEIGHBOUR_CLASSES, header_bytes, measure_bits
+from bitstream.header import latent_limit, network_fits
 
 from ..config import EncoderConfig, LatentSettings
 from ..decoding import decode_array
@@ -36,6 +37,7 @@ from .common import EncodeResult, finest_within, flat_file as common_flat_file, 
 from .common import serialize as serialize_model
 from .fitting import mse_to_psnr
 from .latent_rounding import rd_round
+from .latent_cpu import NOISE, ROUND, FusedLatents
 from .latent_step import LatentState, batch_features, image_features, mse_of, pixel_axes, rate_bits
 from .quantization import fake_quantize, float16_at_least, quantize
 
@@ -43,12 +45,13 @@ DEFAULTS = LatentSettings()
 #: lambda for a latent rate of r bits per pixel, fitted to 400-step fits of one Kodak image (lambda 0.0005
 #: -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**LAMBDA_EXPONENT
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
-#: CPU seconds of one step: per pixel of its batch (sampling, MLP, backward) and per latent (rate term,
-#: Adam), at 768x512 (8 levels, 24 x 2 synthesis, 65,536-pixel batches, torch 2.13) on 2 idle cores:
-#: 0.044 s a bilinear step, so the 150 s budget plans 2,700 steps (about 135 s). Bicubic sampling costs
-#: more per pixel (grid_sample's 4 x 4 taps on the coarser grids; the finest is read directly).
-CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 4.84e-7, bitstream.BICUBIC: 6.9e-7}
-CPU_SECONDS_PER_LATENT_STEP = 2.42e-8
+#: CPU seconds of one step (codec.encoding.latent_step): per pixel of its batch (sampling, MLP, backward)
+#: and per latent (noise, rate term, Adam), from benchmarks/step_speed.py at 768x512 and 2268x1512 on 2
+#: cores (torch 2.13); bicubic sampling costs more per pixel (4 x 4 taps on the coarser grids)
+CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 7.0e-7, bitstream.BICUBIC: 1.0e-6}
+CPU_SECONDS_PER_LATENT_STEP = 2.0e-8
+#: CPU seconds of the rest of an encode (fixed_seconds): a constant and per pixel
+CPU_SECONDS_FIXED, CPU_SECONDS_FIXED_PER_PIXEL = 3.0, 2.0e-5
 MIN_PLANNED_STEPS = 50  #: the fewest steps a time budget plans
 EST_BITS_PER_MLP_WEIGHT = 7  #: to set the latents' share of the rate before fitting
 
@@ -79,6 +82,11 @@ def stored_values(width: int, height: int, channels: int, settings: LatentSettin
     return bitstream.parameter_count(bitstream.LATENT, settings.synth_width, settings.synth_layers, channels, grid)
 
 
+def decoders_accept(grid: LatentGrid, channels: int, settings: LatentSettings = DEFAULTS) -> bool:
+    """Whether a decoder with default limits accepts a file of these grids and the settings' MLP."""
+    return network_fits(bitstream.LATENT, settings.synth_width, settings.synth_layers, channels, grid)
+
+
 def fixed_bytes(pixels: np.ndarray, grid: LatentGrid, settings: LatentSettings = DEFAULTS) -> int:
     """Estimated bytes of a file's header and synthesis MLP (what its latents cannot use)."""
     mlp_values = stored_values(grid.width, grid.height, pixels.shape[2], settings) - grid.values()
@@ -88,10 +96,10 @@ def fixed_bytes(pixels: np.ndarray, grid: LatentGrid, settings: LatentSettings =
 def latent_fits(width: int, height: int, channels: int, target_bpp: float | None,
                 settings: LatentSettings = DEFAULTS) -> bool:
     """Whether "auto" picks this family for such an image: decoders accept its file with their default
-    parameter limit, and at the target rate the header and the synthesis MLP take at most
+    limits (bitstream.header.network_fits), and at the target rate the header and the synthesis MLP take at most
     settings.auto_max_fixed_share of the file (so small images at low rates, where they would take most
     of it, go to the SIREN, whose network shrinks with the budget)."""
-    if stored_values(width, height, channels, settings) > bitstream.DEFAULT_MAX_PARAMETERS:
+    if not decoders_accept(default_grid(width, height, settings=settings), channels, settings):
         return False
     if target_bpp is None:
         return True
@@ -105,9 +113,25 @@ def initial_lambda(latent_bpp: float) -> float:
     return LAMBDA_AT_REF * (REF_BPP / max(latent_bpp, 1e-3)) ** LAMBDA_EXPONENT
 
 
+def batch_pixels(pixels: int, given: int | None, device_type: str, settings: LatentSettings = DEFAULTS) -> int:
+    """Pixels of the distortion term per step: the given number, the whole image on a GPU, else
+    settings.cpu_batch_pixels or settings.cpu_batch_share of the image, whichever is more (at most all)."""
+    if given:
+        return min(pixels, given)
+    if device_type == "cuda":
+        return pixels
+    return min(pixels, max(settings.cpu_batch_pixels, math.ceil(pixels * settings.cpu_batch_share)))
+
+
 def seconds_per_step(batch_pixels: int, latents: int, sampling: int = bitstream.BILINEAR) -> float:
     """Modelled CPU seconds of one fitting step (the step planner's cost model)."""
     return CPU_SECONDS_PER_PIXEL_STEP[sampling] * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
+
+
+def fixed_seconds(pixels: int) -> float:
+    """Modelled CPU seconds of an encode's work besides its steps: the rate calibrations' files, the
+    synthesis-step choices, the rate-distortion rounding, the budget search and the final decode."""
+    return CPU_SECONDS_FIXED + CPU_SECONDS_FIXED_PER_PIXEL * pixels
 
 
 def synthesis_steps(n_tensors: int, factors: tuple[int, int] = (1, 1), settings: LatentSettings = DEFAULTS) -> list[float]:
@@ -273,8 +297,13 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
     bases = (lr, lr * s.mlp_lr_factor)
-    opt = torch.optim.Adam([{"params": [flat], "lr": bases[0]}, {"params": mlp + [log_scales], "lr": bases[1]}],
-                           fused=True)
+    # on the CPU the latents' rate and Adam step run fused (codec.encoding.latent_cpu); elsewhere in torch
+    fused = FusedLatents(state, seed=generator.initial_seed()) if flat.device.type == "cpu" else None
+    groups = [{"params": mlp + [log_scales], "lr": bases[1]}]
+    if fused is None:
+        groups.insert(0, {"params": [flat], "lr": bases[0]})
+    opt = torch.optim.Adam(groups, fused=True)
+    mode = None
     final_from = int(steps * (1 - s.final_fraction))
     control_from = int(steps * s.control_start)
     mlp_in_file_order = model.parameters_in_file_order()[levels:]  # weight, bias per layer
@@ -291,20 +320,23 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             capped = True
             break
         decay = 0.5 * (1 + math.cos(math.pi * step / steps)) * 0.95 + 0.05
-        for group, base in zip(opt.param_groups, bases):
+        for group, base in zip(opt.param_groups, bases[2 - len(opt.param_groups):]):
             group["lr"] = base * decay
         rounding = step >= final_from
         if step in choose_at:  # before the controller's calibrations, so they count the MLP's bits at these steps
             state.store(model)
             mlp_steps = choose_synthesis_steps(model, coords, target, math.exp(log_lam), entropy_models=entropy_models,
                                                settings=s)
-        if rounding:
+        weights = [fake_quantize(p, q) for p, q in zip(mlp_in_file_order, mlp_steps)] if rounding else mlp_in_file_order
+        if fused is not None:  # the values this step uses, computed by the last fused step (or anew)
+            if mode != rounding:
+                mode = rounding
+                fused.begin(ROUND if rounding else NOISE)
+            used = torch.from_numpy(fused.used).requires_grad_(True)
+        elif rounding:
             used = flat + (torch.round(flat) - flat).detach()
-            weights = [fake_quantize(p, q) for p, q in zip(mlp_in_file_order, mlp_steps)]
         else:
-            noise = torch.rand(flat.shape, generator=generator, device=flat.device)
-            used = flat + (noise - 0.5)
-            weights = mlp_in_file_order
+            used = flat + (torch.rand(flat.shape, generator=generator, device=flat.device) - 0.5)
         grids = state.levels(used)
         if full_batch:
             features, want = image_features(model, grids, matrices), target_cols
@@ -312,10 +344,18 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
             features, want = batch_features(model, grids, axes, idx), torch.index_select(target, 0, idx).T
         mse = mse_of(features, want, weights)
-        bpp = rate_bits(state, used, log_scales) / n_pix
-        loss = mse + math.exp(log_lam) * bpp
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if fused is not None:
+            mse.backward()
+            bits, per_class = fused.step(used.grad.numpy(), log_scales.detach().reshape(-1).numpy(),
+                                         math.exp(log_lam) / n_pix, bases[0] * decay)
+            log_scales.grad = torch.from_numpy(per_class * (math.exp(log_lam) / n_pix)).float().reshape(log_scales.shape)
+            bpp = torch.tensor(bits / n_pix)
+            loss = mse + math.exp(log_lam) * bpp
+        else:
+            bpp = rate_bits(state, used, log_scales) / n_pix
+            loss = mse + math.exp(log_lam) * bpp
+            loss.backward()
         opt.step()
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % s.control_every == 0:
@@ -353,14 +393,12 @@ def encode(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
     device = resolve_device(cfg.device)
     progress = Progress(enabled=cfg.progress)
     grid = default_grid(width, height, SAMPLING_IDS[cfg.latent_sampling], s)
-    limit = bitstream.DEFAULT_MAX_PARAMETERS
-    stored = stored_values(width, height, channels, s)
-    if stored > limit:
-        raise OptionError(f"a {width}x{height} image needs {stored} latent values, more than decoders accept by "
-                          f"default ({limit}); use --arch siren for images this large")
-    batch = min(width * height, cfg.batch_pixels or (width * height if device.type == "cuda" else s.cpu_batch_pixels))
+    if not decoders_accept(grid, channels, s):
+        raise OptionError(f"a {width}x{height} image needs {grid.values()} latent values, more than decoders accept by "
+                          f"default ({latent_limit(width, height)}); use --arch siren")
+    batch = batch_pixels(width * height, cfg.batch_pixels, device.type, s)
     plan = plan_steps(cfg, device_type=device.type, seconds_per_step=seconds_per_step(batch, grid.values(), grid.sampling),
-                      min_steps=MIN_PLANNED_STEPS, pixels=width * height)
+                      min_steps=MIN_PLANNED_STEPS, pixels=width * height, fixed_seconds=fixed_seconds(width * height))
     deadline = None if plan.time_cap is None else t0 + plan.time_cap
     budget_bytes = cfg.budget_bytes(width, height)
     torch.manual_seed(cfg.seed)

@@ -65,13 +65,21 @@ class LatentState:
                 g.copy_(v)
 
 
+ONE_HOT_CHUNK = 1 << 18  #: latents per one-hot product of class_sums on a GPU (bounds its memory)
+
+
 def class_sums(classes: torch.Tensor, values: torch.Tensor, n: int, *, one_hot: bool | None = None) -> torch.Tensor:
     """(n,) sums of `values` per class, repeatable: on the CPU one bincount (a serial pass in a fixed
-    order), on a GPU a one-hot product (a GPU's bincount adds atomically onto a few addresses, slowly and
-    in no fixed order). `one_hot` forces either."""
+    order), on a GPU one-hot products over chunks of ONE_HOT_CHUNK latents, added in order (a GPU's
+    bincount adds atomically onto a few addresses, slowly and in no fixed order). `one_hot` forces either."""
     if not (classes.device.type != "cpu" if one_hot is None else one_hot):
         return torch.bincount(classes, weights=values, minlength=n).to(values.dtype)
-    return (classes.unsqueeze(-1) == torch.arange(n, device=classes.device)).to(values.dtype).T @ values
+    ids = torch.arange(n, device=classes.device)
+    total = values.new_zeros(n)
+    for start in range(0, classes.numel(), ONE_HOT_CHUNK):
+        chunk = classes[start:start + ONE_HOT_CHUNK]
+        total += (chunk.unsqueeze(-1) == ids).to(values.dtype).T @ values[start:start + ONE_HOT_CHUNK]
+    return total
 
 
 class LatentRate(torch.autograd.Function):

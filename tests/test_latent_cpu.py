@@ -1,0 +1,76 @@
+"""The CPU's fused per-latent pass (codec.encoding.latent_cpu) against the torch step it replaces:
+the same rate, rate gradients and Adam update, the same result on 1 and 2 threads, uniform noise."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+from bitstream.entropy import NEIGHBOUR_CLASSES
+from codec.encoding import latent
+from codec.encoding.latent_cpu import NOISE, ROUND, FusedLatents
+from codec.encoding.latent_step import LatentState, rate_bits
+
+
+def _state(width=57, height=39, seed=0):
+    torch.manual_seed(seed)
+    model = latent.new_model(3, latent.default_grid(width, height))
+    with torch.no_grad():
+        for g in model.latents:
+            g.normal_(0.0, 1.5)
+    return model, LatentState(model, NEIGHBOUR_CLASSES)
+
+
+@pytest.mark.parametrize("mode", [NOISE, ROUND])
+def test_fused_pass_is_the_torch_rate_and_adam_step(mode):
+    model, state = _state()
+    reference = state.flat.detach().clone().requires_grad_(True)
+    fused = FusedLatents(state, seed=3)
+    used = fused.begin(mode).copy()
+    if mode == ROUND:
+        assert np.array_equal(used, np.round(reference.detach().numpy()))
+    log_scales = torch.randn(model.grid.levels * NEIGHBOUR_CLASSES) * 0.5
+    distortion = (np.random.default_rng(1).standard_normal(used.shape) * 0.01).astype(np.float32)
+    weight = 0.3
+    # torch: loss = <distortion, used> + weight x bits(used), used = latents + a constant (straight through)
+    values = reference + torch.from_numpy(used - reference.detach().numpy())
+    scales = log_scales.clone().requires_grad_(True)
+    bits = rate_bits(state, values, scales.reshape(model.grid.levels, -1))
+    ((torch.from_numpy(distortion) * values).sum() + weight * bits).backward()
+    torch.optim.Adam([reference], lr=0.05).step()
+    fused_bits, per_class = fused.step(distortion, log_scales.numpy(), weight, 0.05)
+    assert fused_bits == pytest.approx(float(bits.detach()), rel=1e-6)
+    assert np.allclose(per_class * weight, scales.grad.numpy(), rtol=1e-4, atol=1e-4)
+    assert np.abs(fused.flat - reference.detach().numpy()).max() < 1e-6
+    assert np.array_equal(fused.flat, state.flat.detach().numpy())  # in place, in the state's tensor
+
+
+def test_fused_pass_does_not_depend_on_the_thread_count():
+    outcomes = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            model, state = _state(width=300, height=200, seed=4)
+            fused = FusedLatents(state, seed=9)
+            fused.begin(NOISE)
+            grad = np.full(state.flat.shape, 1e-3, np.float32)
+            results = [fused.step(grad, np.zeros(model.grid.levels * NEIGHBOUR_CLASSES, np.float32), 0.2, 0.05)
+                       for _ in range(3)]
+            outcomes.append((fused.flat.copy(), fused.used.copy(), [r[0] for r in results], results[-1][1]))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    (a, ua, ba, ca), (b, ub, bb, cb) = outcomes
+    assert np.array_equal(a, b) and np.array_equal(ua, ub) and ba == bb and np.array_equal(ca, cb)
+
+
+def test_noise_is_uniform_and_fixed_by_seed_and_step():
+    _, state = _state(width=400, height=300)
+    flat = state.flat.detach().numpy().copy()
+    first = FusedLatents(state, seed=5).begin(NOISE) - flat
+    again = FusedLatents(state, seed=5).begin(NOISE) - flat
+    other = FusedLatents(state, seed=6).begin(NOISE) - flat
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert first.min() >= -0.5 - 1e-6 and first.max() < 0.5 + 1e-6
+    counts = np.histogram(first, bins=10, range=(-0.5, 0.5))[0]
+    assert counts.min() > 0.9 * first.size / 10 and abs(float(first.mean())) < 0.01
