@@ -27,6 +27,31 @@ def flat_psnr(pixels: np.ndarray) -> float:
     return psnr(np.broadcast_to(flat, pixels.shape).astype(np.uint8), pixels)
 
 
+def test_effort_levels_set_the_cpu_budget_linear_in_the_pixels_and_the_gpu_steps():
+    from codec.config import DEFAULT_STEPS, EFFORT_FLOOR_SECONDS, EFFORT_SECONDS_PER_MEGAPIXEL
+    from codec.encoding.common import plan_steps
+    from codec.errors import OptionError
+
+    assert plan(device="cpu", effort=5) == plan(device="cpu")  # the default is effort 5
+    budgets = [plan(device="cpu", effort=e).time_cap for e in range(1, 10)]
+    assert budgets == list(EFFORT_FLOOR_SECONDS) and budgets == sorted(budgets)  # a Kodak image: the floors
+    steps = [plan(device="cpu", effort=e).steps for e in range(1, 10)]
+    assert steps == sorted(steps) and steps[0] < steps[4] < steps[8]
+    twelve_mp = EncoderConfig(effort=5).validated()
+    assert twelve_mp.effort_seconds(4032 * 3024) == pytest.approx(60.0 * 4032 * 3024 / 1e6)  # 731.6 s, linear
+    assert EncoderConfig(effort=9).effort_seconds(4032 * 3024) == pytest.approx(EFFORT_SECONDS_PER_MEGAPIXEL[8] * 12.192768)
+    gpu = [plan_steps(EncoderConfig(effort=e).validated(), device_type="cuda", seconds_per_step=0.01, min_steps=50,
+                      pixels=768 * 512).steps for e in (4, 5, 6)]
+    assert gpu == [DEFAULT_STEPS // 2, DEFAULT_STEPS, 2 * DEFAULT_STEPS]
+    # the fixed work comes off the budget before steps are planned
+    fixed = plan_steps(EncoderConfig().validated(), device_type="cpu", seconds_per_step=0.05, min_steps=50,
+                       pixels=768 * 512, fixed_seconds=20.0)
+    assert fixed.steps == int((150.0 * 0.8 - 20.0) / 0.05)
+    for bad in (0, 10, 2.5, True, "5"):
+        with pytest.raises(OptionError, match="effort must be an integer from 1 to 9"):
+            EncoderConfig(effort=bad).validated()
+
+
 @pytest.mark.slow
 def test_a_fit_that_does_not_learn_is_restarted_and_beats_a_flat_image():
     pixels = smooth_image(24, 32, 3, seed=2)

@@ -104,6 +104,14 @@ def _update(flat, used, grad, exp_avg, exp_avg_sq, next_used, chunk_start, chunk
         bits_out[c] = total
 
 
+def threads() -> int:
+    """numba's threads for this pass: torch's intra-op count (what the batch runner and --threads set),
+    at most numba's pool."""
+    import torch
+
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
 class FusedLatents:
     """The latents of a LatentState, stepped on the CPU by `step` (rate + Adam in one pass).
 
@@ -138,6 +146,7 @@ class FusedLatents:
     def begin(self, mode: int) -> np.ndarray:
         """The values the next step uses (a view kept by this object), from the latents as they are."""
         self.mode = mode
+        numba.set_num_threads(threads())
         _perturb(self.flat, self.used, mode, self.seed, self.steps)
         return self.used
 
@@ -156,6 +165,7 @@ class FusedLatents:
         self.steps += 1
         beta1, beta2 = self.betas
         n_chunks = self.chunks[0].shape[0]
+        numba.set_num_threads(threads())
         bits = np.zeros(n_chunks)
         dlogb = np.zeros((n_chunks, log_scales.shape[0]))
         _update(self.flat, self.used, distortion_grad, self.exp_avg, self.exp_avg_sq, self.next_used, *self.chunks,
