@@ -25,7 +25,6 @@ EFFORT_LEVELS = range(1, 10)
 DEFAULT_EFFORT = 5
 EFFORT_FLOOR_SECONDS = (10.0, 20.0, 40.0, 80.0, 150.0, 240.0, 360.0, 540.0, 800.0)
 EFFORT_SECONDS_PER_MEGAPIXEL = (4.0, 8.0, 16.0, 32.0, 60.0, 96.0, 144.0, 216.0, 320.0)
-DEFAULT_CPU_TIME_BUDGET = EFFORT_FLOOR_SECONDS[DEFAULT_EFFORT - 1]  #: seconds the default effort gives an image up to 2.5 MP
 DEFAULT_STEPS = 2000  #: steps when neither steps nor a time budget applies (a GPU encode)
 AUTO_ARCH = "auto"  #: the family picked per image (codec.encoding.resolve_family)
 DEFAULT_ARCH = AUTO_ARCH  #: the latent grids where they fit, else the SIREN

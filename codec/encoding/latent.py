@@ -290,18 +290,18 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
     matrices = model.image_matrices(coords.device) if full_batch else None
+    target_cols = target.T.contiguous() if full_batch else None
+    axes = None if full_batch else pixel_axes(coords, model.grid.width)
     state = LatentState(model, NEIGHBOUR_CLASSES)
     flat = state.flat
-    target_cols = target.T.contiguous()
-    axes = pixel_axes(coords, model.grid.width)
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
     bases = (lr, lr * s.mlp_lr_factor)
     # on the CPU the latents' rate and Adam step run fused (codec.encoding.latent_cpu); elsewhere in torch
     fused = FusedLatents(state, seed=generator.initial_seed()) if flat.device.type == "cpu" else None
-    groups = [{"params": mlp + [log_scales], "lr": bases[1]}]
+    groups = [{"params": mlp + [log_scales], "lr": bases[1], "base_lr": bases[1]}]
     if fused is None:
-        groups.insert(0, {"params": [flat], "lr": bases[0]})
+        groups.insert(0, {"params": [flat], "lr": bases[0], "base_lr": bases[0]})
     opt = torch.optim.Adam(groups, fused=True)
     mode = None
     final_from = int(steps * (1 - s.final_fraction))
@@ -320,8 +320,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             capped = True
             break
         decay = 0.5 * (1 + math.cos(math.pi * step / steps)) * 0.95 + 0.05
-        for group, base in zip(opt.param_groups, bases[2 - len(opt.param_groups):]):
-            group["lr"] = base * decay
+        for group in opt.param_groups:
+            group["lr"] = group["base_lr"] * decay
         rounding = step >= final_from
         if step in choose_at:  # before the controller's calibrations, so they count the MLP's bits at these steps
             state.store(model)
@@ -360,7 +360,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % s.control_every == 0:
             with torch.no_grad():  # the rate the rounded latents would have: the noisy proxy overstates it
-                rounded = float(rate_bits(state, torch.round(flat), log_scales)) / n_pix
+                rounded = float(rate_bits(state, torch.round(flat), log_scales.detach())) / n_pix
             if calibrate_at and step >= calibrate_at[0]:
                 state.store(model)
                 coded_per_estimated = coded_latent_bpp(mlp_steps) / max(rounded, 1e-6)

@@ -15,6 +15,7 @@ import math
 
 import numba
 import numpy as np
+import torch
 
 from .latent_step import MAX_BITS, MIN_PROBABILITY, LatentState
 
@@ -107,8 +108,6 @@ def _update(flat, used, grad, exp_avg, exp_avg_sq, next_used, chunk_start, chunk
 def threads() -> int:
     """numba's threads for this pass: torch's intra-op count (what the batch runner and --threads set),
     at most numba's pool."""
-    import torch
-
     return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 

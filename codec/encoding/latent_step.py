@@ -105,6 +105,8 @@ class LatentRate(torch.autograd.Function):
         p = 1.0 - 0.5 * (e1 + e2)
         linear = excess.mul_(inv_b_c).mul_(1.0 / LN2)
         bits = (-torch.log2(p.clamp_min(MIN_PROBABILITY))).add_(linear)
+        if not any(ctx.needs_input_grad[:2]):  # a value only (the rate controller's estimate)
+            return bits.clamp_max_(MAX_BITS).sum()
         live = ((bits < MAX_BITS) & (p > MIN_PROBABILITY)).to(values.dtype)  # below both caps: a gradient
         scale = live / p.clamp_min_(MIN_PROBABILITY).mul_(LN2)  # 1 / (p ln 2) where live, else 0
         near = (a < 0.5).to(values.dtype)
