@@ -26,6 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -97,30 +98,26 @@ class EncoderStep:
 
     def __init__(self, model, coords, target, batch, generator, n_classes, lam=0.01, lr=0.05):
         from codec.encoding.latent_cpu import NOISE, FusedLatents
-        from codec.encoding.latent_step import LatentState, pixel_axes
+        from codec.encoding.latent_cpu import FusedDistortion
+        from codec.encoding.latent_step import LatentState
 
         self.model, self.coords, self.batch, self.generator, self.lam, self.lr = model, coords, batch, generator, lam, lr
         self.state = LatentState(model, n_classes)
         self.fused = FusedLatents(self.state, seed=0)
         self.fused.begin(NOISE)
-        self.target = target
-        self.axes = pixel_axes(coords, model.grid.width)
+        self.distortion = FusedDistortion(self.state, model.grid.width, model.grid.height, model.grid.sampling, target)
         self.weights = model.parameters_in_file_order()[model.grid.levels:]
         self.log_scales = torch.zeros(model.grid.levels, n_classes, requires_grad=True)
         self.opt = torch.optim.Adam(list(model.layers.parameters()) + [self.log_scales], lr=lr / 2, fused=True)
 
     def __call__(self):
-        from codec.encoding.latent_step import batch_features, mse_of
-
         n_pix = self.coords.shape[0]
-        used = torch.from_numpy(self.fused.used).requires_grad_(True)
-        idx = torch.randint(0, n_pix, (self.batch,), generator=self.generator)
-        features = batch_features(self.model, self.state.levels(used), self.axes, idx)
-        mse = mse_of(features, torch.index_select(self.target, 0, idx).T, self.weights)
         self.opt.zero_grad(set_to_none=True)
-        mse.backward()
-        _, per_class = self.fused.step(used.grad.numpy(), self.log_scales.detach().reshape(-1).numpy(),
-                                       self.lam / n_pix, self.lr)
+        idx = np.sort(torch.randint(0, n_pix, (self.batch,), generator=self.generator).numpy())
+        _, grads, latent_grad = self.distortion.step(self.fused.used, idx, self.weights)
+        for p, g in zip(self.weights, grads):
+            p.grad = g
+        _, per_class = self.fused.step(latent_grad, self.log_scales.detach().reshape(-1).numpy(), self.lam / n_pix, self.lr)
         self.log_scales.grad = torch.from_numpy(per_class * (self.lam / n_pix)).float().reshape(self.log_scales.shape)
         self.opt.step()
 

@@ -37,7 +37,7 @@ from .common import EncodeResult, finest_within, flat_file as common_flat_file, 
 from .common import serialize as serialize_model
 from .fitting import mse_to_psnr
 from .latent_rounding import rd_round
-from .latent_cpu import NOISE, ROUND, FusedLatents
+from .latent_cpu import NOISE, ROUND, FusedDistortion, FusedLatents
 from .latent_step import LatentState, batch_features, image_features, mse_of, pixel_axes, rate_bits
 from .quantization import fake_quantize, float16_at_least, quantize
 
@@ -45,11 +45,11 @@ DEFAULTS = LatentSettings()
 #: lambda for a latent rate of r bits per pixel, fitted to 400-step fits of one Kodak image (lambda 0.0005
 #: -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**LAMBDA_EXPONENT
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
-#: CPU seconds of one step (codec.encoding.latent_step): per pixel of its batch (sampling, MLP, backward)
-#: and per latent (noise, rate term, Adam), from benchmarks/step_speed.py at 768x512 and 2268x1512 on 2
-#: cores (torch 2.13); bicubic sampling costs more per pixel (4 x 4 taps on the coarser grids)
-CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 7.0e-7, bitstream.BICUBIC: 1.0e-6}
-CPU_SECONDS_PER_LATENT_STEP = 2.0e-8
+#: CPU seconds of one step (codec.encoding.latent_cpu): per pixel of its batch (drawing it, the samples,
+#: the MLP, the backward pass) and per latent (rate term, Adam, next noise), measured at 768x512 and
+#: 2268x1512 on 2 cores (torch 2.13, numba 0.68); bicubic sampling costs more per pixel (4 x 4 taps)
+CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 2.8e-7, bitstream.BICUBIC: 5.0e-7}
+CPU_SECONDS_PER_LATENT_STEP = 2.3e-8
 #: CPU seconds of the rest of an encode (fixed_seconds): a constant and per pixel
 CPU_SECONDS_FIXED, CPU_SECONDS_FIXED_PER_PIXEL = 3.0, 2.0e-5
 MIN_PLANNED_STEPS = 50  #: the fewest steps a time budget plans
@@ -289,16 +289,20 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     levels = model.grid.levels
     n_pix = coords.shape[0]
     full_batch = batch_pixels >= n_pix
-    matrices = model.image_matrices(coords.device) if full_batch else None
-    target_cols = target.T.contiguous() if full_batch else None
-    axes = None if full_batch else pixel_axes(coords, model.grid.width)
     state = LatentState(model, NEIGHBOUR_CLASSES)
     flat = state.flat
+    on_cpu = flat.device.type == "cpu"
+    # on the CPU the step runs in numba (codec.encoding.latent_cpu): the distortion half (samples, MLP,
+    # gradients) and the latents' rate and Adam update; elsewhere in torch
+    fused = FusedLatents(state, seed=generator.initial_seed()) if on_cpu else None
+    distortion = FusedDistortion(state, model.grid.width, model.grid.height, model.grid.sampling, target) if on_cpu else None
+    matrices = model.image_matrices(coords.device) if full_batch and not on_cpu else None
+    target_cols = target.T.contiguous() if full_batch and not on_cpu else None
+    axes = None if full_batch or on_cpu else pixel_axes(coords, model.grid.width)
+    all_pixels = np.arange(n_pix, dtype=np.int64) if full_batch and on_cpu else None
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
     bases = (lr, lr * s.mlp_lr_factor)
-    # on the CPU the latents' rate and Adam step run fused (codec.encoding.latent_cpu); elsewhere in torch
-    fused = FusedLatents(state, seed=generator.initial_seed()) if flat.device.type == "cpu" else None
     groups = [{"params": mlp + [log_scales], "lr": bases[1], "base_lr": bases[1]}]
     if fused is None:
         groups.insert(0, {"params": [flat], "lr": bases[0], "base_lr": bases[0]})
@@ -328,34 +332,41 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             mlp_steps = choose_synthesis_steps(model, coords, target, math.exp(log_lam), entropy_models=entropy_models,
                                                settings=s)
         weights = [fake_quantize(p, q) for p, q in zip(mlp_in_file_order, mlp_steps)] if rounding else mlp_in_file_order
-        if fused is not None:  # the values this step uses, computed by the last fused step (or anew)
+        opt.zero_grad(set_to_none=True)
+        traced = trace is not None and (step % max(1, steps // 20) == 0 or step + 1 == steps)
+        shown = traced or progress.enabled  # the step's bits are only reported
+        if fused is not None:  # the values this step uses were computed by the last fused step (or anew)
             if mode != rounding:
                 mode = rounding
                 fused.begin(ROUND if rounding else NOISE)
-            used = torch.from_numpy(fused.used).requires_grad_(True)
-        elif rounding:
-            used = flat + (torch.round(flat) - flat).detach()
-        else:
-            used = flat + (torch.rand(flat.shape, generator=generator, device=flat.device) - 0.5)
-        grids = state.levels(used)
-        if full_batch:
-            features, want = image_features(model, grids, matrices), target_cols
-        else:
-            idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
-            features, want = batch_features(model, grids, axes, idx), torch.index_select(target, 0, idx).T
-        mse = mse_of(features, want, weights)
-        opt.zero_grad(set_to_none=True)
-        if fused is not None:
-            mse.backward()
-            bits, per_class = fused.step(used.grad.numpy(), log_scales.detach().reshape(-1).numpy(),
-                                         math.exp(log_lam) / n_pix, bases[0] * decay)
+            if full_batch:
+                idx = all_pixels
+            else:  # in image order, so the samples and their gradients read and write the grids in order
+                idx = np.sort(torch.randint(0, n_pix, (batch_pixels,), generator=generator).numpy())
+            mse, mlp_grads, latent_grad = distortion.step(fused.used, idx, weights)
+            for p, g in zip(mlp_in_file_order, mlp_grads):
+                p.grad = g
+            bits, per_class = fused.step(latent_grad, log_scales.detach().reshape(-1).numpy(),
+                                         math.exp(log_lam) / n_pix, bases[0] * decay, want_bits=shown)
             log_scales.grad = torch.from_numpy(per_class * (math.exp(log_lam) / n_pix)).float().reshape(log_scales.shape)
-            bpp = torch.tensor(bits / n_pix)
+            bpp = bits / n_pix if shown else math.nan
             loss = mse + math.exp(log_lam) * bpp
         else:
+            if rounding:
+                used = flat + (torch.round(flat) - flat).detach()
+            else:
+                used = flat + (torch.rand(flat.shape, generator=generator, device=flat.device) - 0.5)
+            grids = state.levels(used)
+            if full_batch:
+                features, want = image_features(model, grids, matrices), target_cols
+            else:
+                idx = torch.randint(0, n_pix, (batch_pixels,), generator=generator, device=generator.device)
+                features, want = batch_features(model, grids, axes, idx), torch.index_select(target, 0, idx).T
+            mse = mse_of(features, want, weights)
             bpp = rate_bits(state, used, log_scales) / n_pix
             loss = mse + math.exp(log_lam) * bpp
             loss.backward()
+            mse, bpp, loss = float(mse.detach()), float(bpp.detach()), float(loss.detach())
         opt.step()
         done = step + 1
         if latent_bpp_target is not None and step >= control_from and step % s.control_every == 0:
@@ -368,13 +379,11 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
             error = math.log(max(rounded * coded_per_estimated, 1e-6) / latent_bpp_target)
             gain = s.control_every * s.control_total / steps * (s.rounding_control_factor if rounding else 1.0)
             log_lam += gain * max(-s.control_clamp, min(s.control_clamp, error))
-        if trace is not None and (step % max(1, steps // 20) == 0 or done == steps):
-            trace.append({"step": done, "lambda": math.exp(log_lam), "latent_bpp": float(bpp.detach()),
-                          "psnr": mse_to_psnr(float(mse.detach()))})
+        if traced:
+            trace.append({"step": done, "lambda": math.exp(log_lam), "latent_bpp": bpp, "psnr": mse_to_psnr(mse)})
         if progress.enabled:
             elapsed = time.monotonic() - t0
-            progress.update("rd-fit" if not rounding else "round", done, steps, loss=float(loss.detach()),
-                            psnr=mse_to_psnr(float(mse.detach())), left=elapsed / done * (steps - done),
+            progress.update("rd-fit" if not rounding else "round", done, steps, loss=loss, psnr=mse_to_psnr(mse), left=elapsed / done * (steps - done),
                             force=done in (1, steps))
     state.store(model)
     progress.close()

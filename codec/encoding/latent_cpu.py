@@ -17,6 +17,7 @@ import numba
 import numpy as np
 import torch
 
+from ..families.latent.numpy import axis_taps
 from .latent_step import MAX_BITS, MIN_PROBABILITY, LatentState
 
 LN2 = math.log(2.0)
@@ -174,3 +175,254 @@ class FusedLatents:
         self.used, self.next_used = self.next_used, self.used
         per_class = dlogb.sum(axis=0) * (b > 1e-3)
         return (float(bits.sum()) if want_bits else None), per_class
+
+
+# --- the distortion half of a CPU step: samples at a batch of pixels, the synthesis MLP, its MSE and
+# --- every gradient, in two passes (the MLP over blocks of pixels, the grids' gradients plane by plane)
+
+@numba.njit(cache=True, fastmath=True)
+def _plane_samples(used, start, cols, direct, ca, cw, ra, rw, rows, columns, count, out):
+    """out[q] = the sample at pixel (rows[q], columns[q]) of the plane at `start` (`cols` cells wide) for
+    q < count: its cell when `direct` (one cell a pixel), else through the taps (indices ca / ra, weights
+    cw / rw, (taps, pixels) along x / y) of its level."""
+    if direct:
+        for q in range(count):
+            out[q] = used[start + rows[q] * cols + columns[q]]
+    elif ca.shape[0] == 2:  # bilinear, written out
+        ca0, ca1, cw0, cw1, ra0, ra1, rw0, rw1 = ca[0], ca[1], cw[0], cw[1], ra[0], ra[1], rw[0], rw[1]
+        for q in range(count):
+            r, c = rows[q], columns[q]
+            b0, b1, x0, x1 = start + ra0[r] * cols, start + ra1[r] * cols, ca0[c], ca1[c]
+            out[q] = (rw0[r] * (cw0[c] * used[b0 + x0] + cw1[c] * used[b0 + x1])
+                      + rw1[r] * (cw0[c] * used[b1 + x0] + cw1[c] * used[b1 + x1]))
+    else:
+        for q in range(count):
+            r, c = rows[q], columns[q]
+            v = np.float32(0.0)
+            for a in range(ra.shape[0]):
+                base = start + ra[a, r] * cols
+                s = np.float32(0.0)
+                for t in range(ca.shape[0]):
+                    s += cw[t, c] * used[base + ca[t, c]]
+                v += rw[a, r] * s
+            out[q] = v
+
+
+@numba.njit(cache=True)
+def _plane_scatter(grad, start, cols, direct, ca, cw, ra, rw, index, width, g):
+    """grad of the plane at `start` += the gradient of its samples at pixels `index` whose gradient is
+    `g`, added in the order of `index` (the taps as in _plane_samples)."""
+    for q in range(index.shape[0]):
+        r = index[q] // width
+        c = index[q] - r * width
+        if direct:
+            grad[start + r * cols + c] += g[q]
+        elif ca.shape[0] == 2:
+            b0, b1, x0, x1 = start + ra[0, r] * cols, start + ra[1, r] * cols, ca[0, c], ca[1, c]
+            g0, g1 = g[q] * rw[0, r], g[q] * rw[1, r]
+            grad[b0 + x0] += g0 * cw[0, c]
+            grad[b0 + x1] += g0 * cw[1, c]
+            grad[b1 + x0] += g1 * cw[0, c]
+            grad[b1 + x1] += g1 * cw[1, c]
+        else:
+            for a in range(ra.shape[0]):
+                base = start + ra[a, r] * cols
+                ga = g[q] * rw[a, r]
+                for t in range(ca.shape[0]):
+                    grad[base + ca[t, c]] += ga * cw[t, c]
+
+
+@numba.njit(cache=True, fastmath=True)
+def _dense(x, y, w, b, count, relu):
+    """y[:, :count] = w @ x[:, :count] + b (then max(., 0) when relu): w (out, in), rows of pixels."""
+    dout, din = w.shape
+    for o in range(dout):
+        yo = y[o]
+        bias = b[o]
+        for q in range(count):
+            yo[q] = bias
+        j = 0
+        while j + 4 <= din:  # four inputs a pass: fewer loads and stores of yo
+            x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
+            w0, w1, w2, w3 = w[o, j], w[o, j + 1], w[o, j + 2], w[o, j + 3]
+            for q in range(count):
+                yo[q] += w0 * x0[q] + w1 * x1[q] + w2 * x2[q] + w3 * x3[q]
+            j += 4
+        for j in range(j, din):
+            xj, wj = x[j], w[o, j]
+            for q in range(count):
+                yo[q] += wj * xj[q]
+        if relu:
+            for q in range(count):
+                yo[q] = max(yo[q], np.float32(0.0))
+
+
+@numba.njit(cache=True, fastmath=True)
+def _outer_sums(d, x, count, out, wo, bo):
+    """out[wo:] = (d[:, :count] @ x[:, :count].T) row by row and out[bo:] = d's row sums: a layer's weight and
+    bias gradients over a block of pixels."""
+    dout, din = d.shape[0], x.shape[0]
+    for o in range(dout):
+        do = d[o]
+        s = np.float32(0.0)
+        for q in range(count):
+            s += do[q]
+        out[bo + o] = s
+        j = 0
+        while j + 4 <= din:
+            x0, x1, x2, x3 = x[j], x[j + 1], x[j + 2], x[j + 3]
+            s0 = s1 = s2 = s3 = np.float32(0.0)
+            for q in range(count):
+                v = do[q]
+                s0 += v * x0[q]
+                s1 += v * x1[q]
+                s2 += v * x2[q]
+                s3 += v * x3[q]
+            out[wo + o * din + j], out[wo + o * din + j + 1] = s0, s1
+            out[wo + o * din + j + 2], out[wo + o * din + j + 3] = s2, s3
+            j += 4
+        for j in range(j, din):
+            xj = x[j]
+            s = np.float32(0.0)
+            for q in range(count):
+                s += do[q] * xj[q]
+            out[wo + o * din + j] = s
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _synthesis(used, index, width, plane_start, plane_cols, plane_level, plane_direct, col_at, col_w, row_at, row_w,
+               target, params, params_t, dims, w_off, b_off, grad_scale, block, grad_parts, loss_parts, dfeat):
+    """The MLP (ReLU hidden layers, dims[0] -> ... -> dims[-1]) on the samples at pixels `index` of the
+    grids in `used`, its squared error against `target` (channels, pixels) and the backward pass, over
+    blocks of `block` pixels: loss_parts[k] is block k's sum of squared errors, grad_parts[k] its
+    gradient of grad_scale x that sum in every parameter (laid out as `params`; `params_t` holds each
+    weight transposed at the same offsets), and dfeat (features, batch) the gradient in each sample."""
+    n = index.shape[0]
+    layers = dims.shape[0] - 1
+    widest = 0
+    for i in range(dims.shape[0]):
+        widest = max(widest, dims[i])
+    zeros = np.zeros(widest, np.float32)
+    for k in numba.prange((n + block - 1) // block):
+        p0 = k * block
+        count = min(block, n - p0)
+        act = np.empty((layers + 1, widest, block), np.float32)
+        rows = np.empty(block, np.int64)
+        columns = np.empty(block, np.int64)
+        for q in range(count):
+            rows[q] = index[p0 + q] // width
+            columns[q] = index[p0 + q] - rows[q] * width
+        for f in range(dims[0]):
+            level = plane_level[f]
+            _plane_samples(used, plane_start[f], plane_cols[f], plane_direct[f], col_at[level], col_w[level],
+                           row_at[level], row_w[level], rows, columns, count, act[0, f])
+        for i in range(layers):
+            w = params[w_off[i]:w_off[i] + dims[i + 1] * dims[i]].reshape(dims[i + 1], dims[i])
+            _dense(act[i], act[i + 1], w, params[b_off[i]:b_off[i] + dims[i + 1]], count, i < layers - 1)
+        d = np.empty((widest, block), np.float32)
+        nd = np.empty((widest, block), np.float32)
+        total = 0.0
+        last = act[layers]
+        for o in range(dims[layers]):
+            for q in range(count):
+                e = last[o, q] - target[o, index[p0 + q]]
+                total += e * e
+                d[o, q] = e * grad_scale
+        loss_parts[k] = total
+        for i in range(layers - 1, -1, -1):
+            _outer_sums(d[:dims[i + 1]], act[i][:dims[i]], count, grad_parts[k], w_off[i], b_off[i])
+            wt = params_t[w_off[i]:w_off[i] + dims[i + 1] * dims[i]].reshape(dims[i], dims[i + 1])
+            _dense(d[:dims[i + 1]], nd, wt, zeros, count, False)
+            if i > 0:  # through the ReLU: zero where its output was
+                x = act[i]
+                for j in range(dims[i]):
+                    for q in range(count):
+                        if x[j, q] <= 0.0:
+                            nd[j, q] = 0.0
+            d, nd = nd, d
+        for f in range(dims[0]):
+            for q in range(count):
+                dfeat[f, p0 + q] = d[f, q]
+
+
+@numba.njit(cache=True, parallel=True)
+def _scatter(dfeat, index, width, plane_start, plane_size, plane_cols, plane_level, plane_direct, col_at, col_w,
+             row_at, row_w, grad):
+    """grad (laid out as the flat latents) = the gradient in every latent of the samples whose gradient
+    is dfeat: each plane on its own, its pixels added in batch order (so repeatable whatever the threads)."""
+    for f in numba.prange(plane_start.shape[0]):
+        start, level = plane_start[f], plane_level[f]
+        grad[start:start + plane_size[f]] = 0.0
+        _plane_scatter(grad, start, plane_cols[f], plane_direct[f], col_at[level], col_w[level], row_at[level],
+                       row_w[level], index, width, dfeat[f])
+
+
+PIXEL_BLOCK = 256  #: pixels per block of the MLP pass (its activations stay in the core's cache)
+
+
+class FusedDistortion:
+    """The distortion half of a CPU step (the samples of the grids at a batch of pixels, the synthesis
+    MLP, its mean squared error and its gradients) in two numba passes; the same arithmetic as
+    codec.encoding.latent_step's batch_features and SynthesisMse (tests/test_latent_cpu.py compares them).
+
+    Args:
+        state: the flat latents' layout (levels finest first, each (channels, rows, columns)).
+        width, height: the image's size.
+        sampling: the grids' sampling (bitstream.BILINEAR or BICUBIC).
+        target: (pixels, channels) float32 values of the image, row by row.
+    """
+
+    def __init__(self, state: LatentState, width: int, height: int, sampling: int, target: torch.Tensor):
+        self.width = width
+        self.target = np.ascontiguousarray(target.detach().numpy().T, dtype=np.float32)
+        col, row = [], []
+        starts, sizes, cols, level_of, direct = [], [], [], [], []
+        for level, ((channels, rows, columns), offset) in enumerate(zip(state.shapes, state.offsets)):
+            ca, cw = axis_taps(width, columns, np.dtype(np.float32), sampling)
+            ra, rw = axis_taps(height, rows, np.dtype(np.float32), sampling)
+            col.append((ca, cw))
+            row.append((ra, rw))
+            identity = (rows, columns) == (height, width) and bool(
+                np.all(ca[0] == np.arange(width)) and np.all(cw[0] == 1) and np.all(ra[0] == np.arange(height))
+                and np.all(rw[0] == 1))
+            for ch in range(channels):
+                starts.append(offset + ch * rows * columns)
+                sizes.append(rows * columns)
+                cols.append(columns)
+                level_of.append(level)
+                direct.append(identity)
+        self.col_at = np.ascontiguousarray(np.stack([a for a, _ in col]), dtype=np.int64)
+        self.col_w = np.ascontiguousarray(np.stack([w for _, w in col]), dtype=np.float32)
+        self.row_at = np.ascontiguousarray(np.stack([a for a, _ in row]), dtype=np.int64)
+        self.row_w = np.ascontiguousarray(np.stack([w for _, w in row]), dtype=np.float32)
+        self.planes = tuple(np.asarray(v, dtype=np.int64) for v in (starts, sizes, cols, level_of)) + (
+            np.asarray(direct, dtype=np.bool_),)
+        self.grad = np.zeros(state.flat.shape[0], dtype=np.float32)
+
+    def step(self, used: np.ndarray, index: np.ndarray, weights: list[torch.Tensor]):
+        """(mean squared error, its gradient in every weight (the same order), its gradient in every latent
+        (the flat layout; a view kept by this object)) of the MLP with `weights` ((weight, bias) per layer,
+        file order) on the samples of `used` (the flat latents as this step uses them) at the image's
+        pixels `index` (row by row)."""
+        start, size, cols, level, direct = self.planes
+        arrays = [w.detach().numpy() for w in weights]
+        dims = np.asarray([arrays[0].shape[1]] + [w.shape[0] for w in arrays[0::2]], dtype=np.int64)
+        sizes = [a.size for a in arrays]
+        offsets = np.cumsum([0] + sizes)
+        params = np.concatenate([a.reshape(-1) for a in arrays]).astype(np.float32, copy=False)
+        params_t = np.concatenate([a.T.reshape(-1) for a in arrays]).astype(np.float32, copy=False)
+        n = index.shape[0]
+        count = n * self.target.shape[0]
+        n_blocks = -(-n // PIXEL_BLOCK)
+        parts = np.empty((n_blocks, params.shape[0]), np.float32)
+        losses = np.empty(n_blocks)
+        dfeat = np.empty((int(dims[0]), n), np.float32)
+        numba.set_num_threads(threads())
+        _synthesis(used, index, self.width, start, cols, level, direct, self.col_at, self.col_w, self.row_at, self.row_w,
+                   self.target, params, params_t, dims, offsets[0:-1:2].astype(np.int64),
+                   offsets[1::2].astype(np.int64), np.float32(2.0 / count), PIXEL_BLOCK, parts, losses, dfeat)
+        _scatter(dfeat, index, self.width, start, size, cols, level, direct, self.col_at, self.col_w, self.row_at,
+                 self.row_w, self.grad)
+        total = parts.sum(axis=0)
+        grads = [torch.from_numpy(total[o:o + s].reshape(a.shape)) for o, s, a in zip(offsets, sizes, arrays)]
+        return float(losses.sum()) / count, grads, self.grad
