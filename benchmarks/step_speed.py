@@ -12,7 +12,8 @@ alternate in --rounds rounds of --steps steps each and the median round counts. 
 (1024 x 1024 x 1024, float32, the same threads) gives the machine's peak. The step's arithmetic is
 counted as its multiply-adds x 2 (synthesis MLP forward and backward, the grid taps forward and
 backward, the rate term at ~40 operations per latent): the share of peak is that count over the
-step's time, divided by the peak. --profile adds torch.profiler tables of both steps. Writes
+step's time, divided by the peak. --profile adds torch.profiler tables of both steps and the encoder's
+step timed by part (its numba passes are outside torch's profiler). Writes
 step_speed.json and step_speed.md to --out (default: print only).
 """
 from __future__ import annotations
@@ -94,11 +95,13 @@ class ReferenceStep:
 
 
 class EncoderStep:
-    """One step of the latent fit as codec.encoding.latent.fit runs it on the CPU (the noise phase)."""
+    """One step of the latent fit as codec.encoding.latent.fit runs it on the CPU (the noise phase, its bits
+    not computed, as when nothing reports them). `phases` accumulates the seconds of each part."""
+
+    PHASES = ("batch draw and sort", "distortion pass (numba)", "latent pass (numba)", "torch Adam (MLP, scales)")
 
     def __init__(self, model, coords, target, batch, generator, n_classes, lam=0.01, lr=0.05):
-        from codec.encoding.latent_cpu import NOISE, FusedLatents
-        from codec.encoding.latent_cpu import FusedDistortion
+        from codec.encoding.latent_cpu import NOISE, FusedDistortion, FusedLatents
         from codec.encoding.latent_step import LatentState
 
         self.model, self.coords, self.batch, self.generator, self.lam, self.lr = model, coords, batch, generator, lam, lr
@@ -109,17 +112,26 @@ class EncoderStep:
         self.weights = model.parameters_in_file_order()[model.grid.levels:]
         self.log_scales = torch.zeros(model.grid.levels, n_classes, requires_grad=True)
         self.opt = torch.optim.Adam(list(model.layers.parameters()) + [self.log_scales], lr=lr / 2, fused=True)
+        self.phases = dict.fromkeys(self.PHASES, 0.0)
 
     def __call__(self):
         n_pix = self.coords.shape[0]
+        marks = [time.perf_counter()]
         self.opt.zero_grad(set_to_none=True)
         idx = np.sort(torch.randint(0, n_pix, (self.batch,), generator=self.generator).numpy())
+        marks.append(time.perf_counter())
         _, grads, latent_grad = self.distortion.step(self.fused.used, idx, self.weights)
         for p, g in zip(self.weights, grads):
             p.grad = g
-        _, per_class = self.fused.step(latent_grad, self.log_scales.detach().reshape(-1).numpy(), self.lam / n_pix, self.lr)
+        marks.append(time.perf_counter())
+        _, per_class = self.fused.step(latent_grad, self.log_scales.detach().reshape(-1).numpy(), self.lam / n_pix,
+                                       self.lr, want_bits=False)
         self.log_scales.grad = torch.from_numpy(per_class * (self.lam / n_pix)).float().reshape(self.log_scales.shape)
+        marks.append(time.perf_counter())
         self.opt.step()
+        marks.append(time.perf_counter())
+        for name, t0, t1 in zip(self.PHASES, marks, marks[1:]):
+            self.phases[name] += t1 - t0
 
 
 def step_flops(model, batch: int) -> float:
@@ -220,6 +232,14 @@ def main(argv=None) -> dict:
                     step()
             table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20)
             lines += ["", f"## profile: {name} (10 steps)", "", "```", table, "```"]
+        encoder = steps["encoder"]  # most of its time is numba's, outside torch's profiler: its parts by the clock
+        encoder.phases = dict.fromkeys(encoder.PHASES, 0.0)
+        for _ in range(args.steps):
+            encoder()
+        total = sum(encoder.phases.values())
+        lines += ["", f"## the encoder's step by part ({args.steps} steps, wall clock)", "", "| part | ms per step | share |",
+                  "|---|---:|---:|"]
+        lines += [f"| {k} | {1e3 * v / args.steps:.2f} | {100 * v / total:.0f} % |" for k, v in encoder.phases.items()]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -45,11 +45,12 @@ DEFAULTS = LatentSettings()
 #: lambda for a latent rate of r bits per pixel, fitted to 400-step fits of one Kodak image (lambda 0.0005
 #: -> 1.88, 0.005 -> 0.65, 0.02 -> 0.25 bpp): lambda = LAMBDA_AT_REF x (REF_BPP / r)**LAMBDA_EXPONENT
 LAMBDA_AT_REF, REF_BPP, LAMBDA_EXPONENT = 0.02, 0.25, 1.7
-#: CPU seconds of one step (codec.encoding.latent_cpu): per pixel of its batch (drawing it, the samples,
-#: the MLP, the backward pass) and per latent (rate term, Adam, next noise), measured at 768x512 and
-#: 2268x1512 on 2 cores (torch 2.13, numba 0.68); bicubic sampling costs more per pixel (4 x 4 taps)
-CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 2.8e-7, bitstream.BICUBIC: 5.0e-7}
-CPU_SECONDS_PER_LATENT_STEP = 2.3e-8
+#: CPU seconds of one step of the fit (codec.encoding.latent_cpu): per pixel of its batch (drawing it, the
+#: samples, the MLP, the backward pass) and per latent (rate term, Adam, next noise, and the rate
+#: controller's estimate every control_every steps), from fits at 768x512 and 2268x1512 on 2 cores
+#: (torch 2.13, numba 0.68); bicubic sampling costs more per pixel (4 x 4 taps)
+CPU_SECONDS_PER_PIXEL_STEP = {bitstream.BILINEAR: 3.0e-7, bitstream.BICUBIC: 5.2e-7}
+CPU_SECONDS_PER_LATENT_STEP = 3.0e-8
 #: CPU seconds of the rest of an encode (fixed_seconds): a constant and per pixel
 CPU_SECONDS_FIXED, CPU_SECONDS_FIXED_PER_PIXEL = 3.0, 2.0e-5
 MIN_PLANNED_STEPS = 50  #: the fewest steps a time budget plans

@@ -1,7 +1,14 @@
-"""The latent fit's per-latent work on the CPU in one pass (numba): each latent's context class, its
-Laplace rate and the rate's gradients, its Adam update and the value the next step uses.
+"""The latent fit's step on the CPU in two numba passes.
 
-On the CPU this work is bound by memory, not arithmetic: done with torch it is some sixty passes over
+`FusedDistortion`: the grids' samples at a batch of pixels, the synthesis MLP, its squared error and
+every gradient, over blocks of pixels whose activations stay in cache (in torch, each small matrix
+product, grid_sample's backward and each ReLU mask is a pass over memory); the grids' gradients are then
+gathered plane by plane in batch order.
+
+`FusedLatents`: each latent's context class, its Laplace rate and the rate's gradients, its Adam update
+and the value the next step uses.
+
+On the CPU the per-latent work is bound by memory, not arithmetic: done with torch it is some sixty passes over
 every latent a step (the noise, the classes, the closed-form rate of codec.encoding.latent_step.LatentRate
 and its gradients, Adam's moments), about 55 ns a latent on 2 cores, which for a photo of a few
 megapixels is most of a step. Here it is one pass, in fixed chunks of rows whose partial sums are
