@@ -37,7 +37,7 @@ from .common import EncodeResult, finest_within, flat_file as common_flat_file, 
 from .common import serialize as serialize_model
 from .fitting import mse_to_psnr
 from .latent_rounding import rd_round
-from .latent_cpu import NOISE, ROUND, FusedDistortion, FusedLatents
+from .latent_cpu import NOISE, ROUND, FusedDistortion, FusedLatents, warm_up
 from .latent_step import LatentState, batch_features, image_features, mse_of, pixel_axes, rate_bits
 from .quantization import fake_quantize, float16_at_least, quantize
 
@@ -407,8 +407,11 @@ def encode(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
         raise OptionError(f"a {width}x{height} image needs {grid.values()} latent values, more than decoders accept by "
                           f"default ({latent_limit(width, height)}); use --arch siren")
     batch = batch_pixels(width * height, cfg.batch_pixels, device.type, s)
+    # the CPU step's kernels, compiled on a machine's first encode (then loaded from numba's cache): the time
+    # they took is spent, so the plan leaves it out
+    ready = warm_up() if device.type == "cpu" else 0.0
     plan = plan_steps(cfg, device_type=device.type, seconds_per_step=seconds_per_step(batch, grid.values(), grid.sampling),
-                      min_steps=MIN_PLANNED_STEPS, pixels=width * height, fixed_seconds=fixed_seconds(width * height))
+                      min_steps=MIN_PLANNED_STEPS, pixels=width * height, fixed_seconds=fixed_seconds(width * height) + ready)
     deadline = None if plan.time_cap is None else t0 + plan.time_cap
     budget_bytes = cfg.budget_bytes(width, height)
     torch.manual_seed(cfg.seed)
