@@ -18,6 +18,7 @@ from bitstream.container import decode_payload, split_file
 from ..errors import OptionError
 from ..families.registry import family
 from .numpy_render import WORK_FACTOR
+from .resample import downscale_rows, evaluation_size
 
 if TYPE_CHECKING:
     import torch
@@ -215,6 +216,10 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
         from ..devices import resolve_device
 
         which = "numpy" if resolve_device(device).type == "cpu" else "torch"
+    evaluated = evaluation_size((header.width, header.height), (width, height),
+                                min(limits.max_pixels, limits.max_work // multiply_adds_per_pixel(header)))
+    if evaluated != (width, height):  # below the stored size: render at its density, then filter
+        return _downscaled(header, weights, which, device, evaluated, (width, height))
     if which == "numpy":
         from .numpy_render import render_image
 
@@ -225,6 +230,31 @@ def decode_array(data: bytes, *, res=None, size=None, scale=None, device=None,
     dev = resolve_device(device)
     model = build_model(header, weights, dev)
     return render_torch(model, height, width, hidden_width=header.hidden_width, device=dev)
+
+
+def _downscaled(header: Header, weights: list[np.ndarray], which: str, device, evaluated: tuple[int, int],
+                out: tuple[int, int]) -> np.ndarray:
+    """The network rendered at `evaluated` (width, height) by the `which` backend, row chunk by row
+    chunk, and Lanczos-filtered onto `out` (codec.decoding.resample)."""
+    from .numpy_render import to_uint8
+
+    if which == "numpy":
+        from .numpy_render import render_chunks
+
+        chunks = render_chunks(header, weights, evaluated[1], evaluated[0])
+    else:
+        from ..devices import resolve_device
+        from .render import render_chunks as torch_chunks
+
+        dev = resolve_device(device)
+        chunks = torch_chunks(build_model(header, weights, dev), evaluated[1], evaluated[0],
+                              hidden_width=header.hidden_width, device=dev)
+    # the range a decode clamps to (NaN as mid grey), before filtering
+    clipped = ((start, stop, np.clip(np.nan_to_num(v, nan=0.0), -1.0, 1.0)) for start, stop, v in chunks)
+    pixels = np.empty((out[1], out[0], header.channels), dtype=np.uint8)
+    for start, stop, values in downscale_rows(clipped, evaluated, out):
+        pixels[start:stop] = to_uint8(values)
+    return pixels
 
 
 def array_to_image(pixels: np.ndarray) -> Image.Image:

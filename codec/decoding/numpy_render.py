@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from bitstream import Header
@@ -40,12 +42,13 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
-def render_image(header: Header, weights: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """(height, width, channels) uint8 picture, computed in float32 as the torch decoder does."""
+def render_chunks(header: Header, weights: list[np.ndarray], height: int, width: int
+                  ) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(row_start, row_stop, float values (rows, width, channels)) of a height x width render, chunk by
+    chunk in row order, computed in float32 as the torch decoder does."""
     evaluate = evaluator_for(header)
     render_rows = getattr(family(header.arch).numpy(), "render_rows", None)
     rows = _rows_per_chunk(header, width, "image")
-    out = np.empty((height, width, header.channels), dtype=np.uint8)
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, height, rows):
             stop = min(height, start + rows)
@@ -53,7 +56,14 @@ def render_image(header: Header, weights: list[np.ndarray], height: int, width: 
                 values = render_rows(header, weights, height, width, start, stop)
             else:
                 values = evaluate(header, weights, grid_array(height, width, row_start=start, row_stop=stop)).values
-            out[start:stop] = to_uint8(values).reshape(stop - start, width, header.channels)
+            yield start, stop, values.reshape(stop - start, width, header.channels)
+
+
+def render_image(header: Header, weights: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """(height, width, channels) uint8 picture, computed in float32 as the torch decoder does."""
+    out = np.empty((height, width, header.channels), dtype=np.uint8)
+    for start, stop, values in render_chunks(header, weights, height, width):
+        out[start:stop] = to_uint8(values)
     return out
 
 
