@@ -4,6 +4,7 @@
     from PIL import Image
     im = Image.open("photo.inr")                  # header only; mode RGB or L, the stored size
     im.draft(None, (1920, 1080))                  # optional: render at least 1920x1080 instead, aspect kept
+                                                  # (below the stored size: filtered, FORMAT.md §8.5)
     im.load()                                     # renders the network (numpy or torch, as codec.decode)
     im.save("copy.inr", bpp=0.3, steps=2000)      # encodes (slow: a network is fitted)
 

@@ -448,8 +448,47 @@ def spec_sample_bicubic(grid: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
+def spec_lanczos_1d(n_out: int, n_in: int) -> np.ndarray:
+    """FORMAT.md 8.5: the (n_out, n_in) matrix of Pillow's LANCZOS from n_in samples to n_out < n_in."""
+    s = n_in / n_out
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        c = (i + 0.5) * s
+        first, stop = max(0, math.floor(c - 3 * s + 0.5)), min(n_in, math.floor(c + 3 * s + 0.5))
+        for j in range(first, stop):
+            x = (j + 0.5 - c) / s
+            m[i, j] = 1.0 if x == 0 else (3 * math.sin(math.pi * x) * math.sin(math.pi * x / 3) / (math.pi * x) ** 2
+                                          if abs(x) < 3 else 0.0)
+        m[i] /= m[i].sum()
+    return m
+
+
 def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    """Evaluate the network on a height x width pixel-centre grid, float32 throughout; uint8 (H, W, C)."""
+    """FORMAT.md 8.5: a width x height render; below the stored size along an axis, the network at
+    min(stored, 8 x output) samples along it, clamped, Lanczos-filtered (columns, then rows)."""
+    ew = width if width >= hdr["width"] else min(hdr["width"], 8 * width)
+    eh = height if height >= hdr["height"] else min(hdr["height"], 8 * height)
+    if (ew, eh) == (width, height):
+        return spec_render_points(hdr, weights, width, height)
+    y = np.clip(np.nan_to_num(spec_values(hdr, weights, ew, eh).astype(np.float64), nan=0.0), -1.0, 1.0)
+    y = y.reshape(eh, ew, -1)
+    if ew != width:
+        y = np.einsum("oj,ijc->ioc", spec_lanczos_1d(width, ew), y)
+    if eh != height:
+        y = np.einsum("oi,ijc->ojc", spec_lanczos_1d(height, eh), y)
+    return np.clip(np.rint((y + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def spec_render_points(hdr: dict, weights: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """The network at the pixel centres of a height x width grid (8.2, 8.3); uint8 (H, W, C)."""
+    y = spec_values(hdr, weights, width, height)
+    y = np.where(np.isnan(y), np.float32(0.0), y)  # 8.3: a NaN output becomes 0.0 (128); +-inf clamp
+    v = np.rint((y + np.float32(1.0)) * np.float32(127.5))
+    return np.clip(v, 0, 255).astype(np.uint8).reshape(height, width, -1)
+
+
+def spec_values(hdr: dict, weights: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    """Evaluate the network on a height x width pixel-centre grid, float32 throughout; (H x W, C)."""
     yy, xx = np.meshgrid(spec_axis(height), spec_axis(width), indexing="ij")
     p = np.stack([xx.reshape(-1), yy.reshape(-1)], axis=1)  # (N, 2): x first
     if hdr["arch"] == 2:  # FORMAT.md 8.1, Poly-INR
@@ -472,6 +511,4 @@ def spec_render(hdr: dict, weights: list[np.ndarray], width: int, height: int) -
             h = np.sin(omega0 * (h @ weights[k].T + weights[k + 1]))
     y = h @ weights[-2].T + weights[-1]
     assert y.dtype == np.float32
-    y = np.where(np.isnan(y), np.float32(0.0), y)  # 8.3: a NaN output becomes 0.0 (128); +-inf clamp
-    v = np.rint((y + np.float32(1.0)) * np.float32(127.5))
-    return np.clip(v, 0, 255).astype(np.uint8).reshape(height, width, -1)
+    return y
