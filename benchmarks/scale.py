@@ -4,10 +4,12 @@ decoding at the stored size then resizing with Lanczos and beside point-sampling
 smaller grid (the decoder's path before band-limited decodes); decode seconds of each.
 
     python -m benchmarks.scale ../shared/data/kodak [--limit N] [--presets low,medium,high,max]
-        [--effort E] [--factors 2,4,8] [--keep DIR] [--out benchmarks/results/scale]
+        [--effort E] [--factors 2,4,8] [--keep DIR] [--out benchmarks/results/scale] [--figure]
 
 --keep caches the encoded files (reused when present: the encode is the slow part). Writes
-downscale.json (every measurement) and downscale.md (means per preset and factor) under --out.
+downscale.json (every measurement) and downscale.md (means per preset and factor) under --out;
+--figure also writes thumbnail.png: the first image's medium file at 1/4, point-sampled, decoded
+and Lanczos of the original, side by side (pixels doubled).
 """
 from __future__ import annotations
 
@@ -63,6 +65,24 @@ def measure(data: bytes, original: Image.Image, factors) -> list[dict]:
     return rows
 
 
+def thumbnail_figure(data: bytes, original: Image.Image, factor: int, path: Path) -> None:
+    """Point-sampled, decoded and Lanczos-of-the-original thumbnails side by side, pixels doubled, labelled."""
+    import codec
+    from PIL import ImageDraw
+
+    size = (original.width // factor, original.height // factor)
+    panels = [("point-sampled (before)", Image.fromarray(point_sampled(data, *size))),
+              ("inr-decode --scale 1/%d" % factor, codec.decode(data, size=size)),
+              ("Lanczos of the original", original.resize(size, Image.Resampling.LANCZOS))]
+    w, h = size[0] * 2, size[1] * 2
+    sheet = Image.new("RGB", (3 * w + 20, h + 18), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, im) in enumerate(panels):
+        sheet.paste(im.convert("RGB").resize((w, h), Image.Resampling.NEAREST), (i * (w + 10), 18))
+        draw.text((i * (w + 10) + 2, 3), label, fill="black")
+    sheet.save(path)
+
+
 def report(records: list[dict], meta: dict) -> str:
     lines = ["# Decoding below the stored size", "",
              f"`{meta['command']}` — commit `{meta['commit']}`, {meta['machine']}, {meta['date']}.", "",
@@ -99,6 +119,7 @@ def main(argv=None) -> None:
     ap.add_argument("--factors", default="2,4,8")
     ap.add_argument("--keep", default=None, help="folder caching the encoded files")
     ap.add_argument("--out", default="benchmarks/results/scale")
+    ap.add_argument("--figure", action="store_true", help="write thumbnail.png (see above)")
     args = ap.parse_args(argv)
     presets = [p for p in args.presets.split(",") if p]
     factors = [int(f) for f in args.factors.split(",")]
@@ -122,6 +143,9 @@ def main(argv=None) -> None:
                    "scales": measure(data, original, factors)}
             records.append(rec)
             print(json.dumps(rec), flush=True)
+            if args.figure and path == images[0] and preset == "medium":
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                thumbnail_figure(data, original, 4, Path(args.out) / "thumbnail.png")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"command": "python -m benchmarks.scale " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
             "commit": commit or "unknown", "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
