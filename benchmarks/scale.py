@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -40,11 +42,11 @@ def point_sampled(data: bytes, width: int, height: int) -> np.ndarray:
     """The network sampled at the output's pixel centres only (no filtering): the decoder's path
     before band-limited decodes, kept here to show what it cost."""
     import bitstream
-    from bitstream.container import decode_payload, split_file
+    from codec.decoding.decoder import read_checked
     from codec.decoding.numpy_render import render_image
 
-    header, payload = split_file(data)
-    return render_image(header, bitstream.dequantize(header, decode_payload(header, payload)), height, width)
+    header, symbols = read_checked(data)
+    return render_image(header, bitstream.dequantize(header, symbols), height, width)
 
 
 def measure(data: bytes, original: Image.Image, factors) -> list[dict]:
@@ -147,8 +149,8 @@ def main(argv=None) -> None:
                 Path(args.out).mkdir(parents=True, exist_ok=True)
                 thumbnail_figure(data, original, 4, Path(args.out) / "thumbnail.png")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    meta = {"command": "python -m benchmarks.scale " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-            "commit": commit or "unknown", "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+    meta = {"command": "python -m benchmarks.scale " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "commit": commit or "unknown", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "presets": presets, "factors": factors}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -58,6 +58,9 @@ def test_evaluation_size_follows_the_output_and_the_limit():
     assert evaluation_size((768, 512), (768, 512), 10) == (768, 512)  # nothing to filter
     w, h = evaluation_size((4000, 4000), (100, 100), 160_000)
     assert 100 <= w <= 400 and w * h <= 160_000
+    w, h = evaluation_size((4000, 4000), (10, 4000), 200_000)  # the narrow side held at the output
+    assert (w, h) == (10, 4000) or (w >= 10 and h == 4000 and w * h <= 200_000)
+    assert w * h <= 200_000
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Band-limited decodes below the stored size: the network is evaluated at the stored density along
-every axis that shrinks (at most OVERSAMPLE evaluations per output pixel along it), and its values are filtered onto the output grid with a Lanczos-3 kernel
-stretched over each output pixel's footprint, row chunk by row chunk.
+every axis that shrinks (at most OVERSAMPLE evaluations per output pixel along it), and its values
+are filtered onto the output grid with a Lanczos-3 kernel stretched over each output pixel's
+footprint, row chunk by row chunk.
 
 Point-sampling a network at fewer points than it was fitted on aliases (its detail is stored at one
 cell per stored pixel, and the synthesis is not linear, so prefiltering its inputs is not enough);
@@ -53,12 +54,17 @@ def lanczos_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray]:
 def evaluation_size(stored: tuple[int, int], out: tuple[int, int], most_pixels: int) -> tuple[int, int]:
     """(width, height) to evaluate the network at for an output of `out` (width, height): along an axis
     that shrinks, the stored side or OVERSAMPLE x the output's, whichever is smaller; the output's
-    otherwise. Both shrink by one factor (not below the output) if that would be more than
-    `most_pixels` evaluations."""
+    otherwise. If that would be more than `most_pixels` evaluations (and the output itself is not), the
+    sides above the output shrink by one factor; a side that reaches the output stays there and the
+    other takes what is left."""
     size = [max(o, min(s, OVERSAMPLE * o)) for s, o in zip(stored, out)]
-    if size[0] * size[1] > most_pixels and tuple(size) != tuple(out):
+    if size[0] * size[1] > most_pixels >= out[0] * out[1]:
         factor = (most_pixels / (size[0] * size[1])) ** 0.5
         size = [max(o, int(s * factor)) for s, o in zip(size, out)]
+        for axis in (0, 1):  # one side held at the output: the other gets the rest of the budget
+            other = 1 - axis
+            if size[axis] == out[axis] and size[0] * size[1] > most_pixels:
+                size[other] = max(out[other], most_pixels // size[axis])
     return size[0], size[1]
 
 
