@@ -833,3 +833,22 @@ def test_a_rounded_file_over_the_budget_is_rounded_again_at_a_higher_lambda():
     assert moves.startswith("towards-zero, lambda x ")
     assert len(le.serialize(model, 1.0, synth_steps=steps)) <= budget < rounded_size
     assert all(torch.equal(g, torch.round(g)) for g in model.latents)
+
+
+def test_latents_learn_faster_where_a_batch_covers_a_small_share_of_the_image():
+    from codec.config import LatentSettings
+    from codec.encoding.latent import batch_pixels, latent_lr_scale
+
+    def scale(width, height, settings=LatentSettings()):
+        n = width * height
+        return latent_lr_scale(n, batch_pixels(n, None, "cpu", settings), settings)
+
+    assert scale(768, 512) == 1.0 and scale(512, 512) == 1.0 and scale(96, 64) == 1.0  # as tuned
+    assert scale(1024, 768) == pytest.approx(2.0)
+    assert scale(2268, 1512) == pytest.approx(4.0, rel=1e-3)  # the batch is 1/24 of a large photo
+    assert scale(4000, 3000) == pytest.approx(4.0, rel=1e-3)
+    assert scale(2268, 1512, LatentSettings(latent_lr_exponent=0.5)) == pytest.approx(2.0, rel=1e-3)
+    assert latent_lr_scale(4000 * 3000, 4000 * 3000) == 1.0  # a whole-image batch (a GPU's)
+    for bad in ({"latent_lr_share": 0.0}, {"latent_lr_exponent": -1.0}):
+        with pytest.raises(OptionError):
+            LatentSettings(**bad).validated()

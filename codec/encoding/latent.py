@@ -124,6 +124,15 @@ def batch_pixels(pixels: int, given: int | None, device_type: str, settings: Lat
     return min(pixels, max(settings.cpu_batch_pixels, math.ceil(pixels * settings.cpu_batch_share)))
 
 
+def latent_lr_scale(pixels: int, batch_pixels: int, settings: LatentSettings = DEFAULTS) -> float:
+    """The latents' learning rate as a multiple of the fit's: where a step's batch covers less than
+    settings.latent_lr_share of the image, (that share / the batch's share) ** settings.latent_lr_exponent.
+    Adam moves a latent that a share p of the steps sample (the finest grid's) by about lr x sqrt(p) a step,
+    and a larger image also gets fewer steps; the learning rate was tuned where the batch covers that share."""
+    share = min(1.0, batch_pixels / pixels)
+    return max(1.0, settings.latent_lr_share / share) ** settings.latent_lr_exponent
+
+
 def seconds_per_step(batch_pixels: int, latents: int, sampling: int = bitstream.BILINEAR) -> float:
     """Modelled CPU seconds of one fitting step (the step planner's cost model)."""
     return CPU_SECONDS_PER_PIXEL_STEP[sampling] * batch_pixels + CPU_SECONDS_PER_LATENT_STEP * latents
@@ -279,7 +288,8 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
         generator: torch.Generator, trace: list | None = None, coded_latent_bpp=None, entropy_models=None,
         settings: LatentSettings = DEFAULTS) -> tuple[int, bool, float, list[float]]:
     """Rate-distortion training of `model` in place: the distortion on `batch_pixels` random pixels per
-    step (the whole image when it has no more), the rate on every latent. `trace`, if given, receives
+    step (the whole image when it has no more), the rate on every latent; the latents learn at `lr` x
+    latent_lr_scale, the MLP and the rate model at `lr` x settings.mlp_lr_factor. `trace`, if given, receives
     20 snapshots of lambda, the estimated latent rate and the batch PSNR. `coded_latent_bpp`, if given,
     returns the rate the entropy coder gives the current latents with the MLP quantized at the steps it
     is passed: at settings.calibrate_at of the steps the controller rescales its estimate to it. At those
@@ -303,7 +313,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     all_pixels = np.arange(n_pix, dtype=np.int64) if full_batch and on_cpu else None
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
-    bases = (lr, lr * s.mlp_lr_factor)
+    bases = (lr * latent_lr_scale(n_pix, batch_pixels, s), lr * s.mlp_lr_factor)
     groups = [{"params": mlp + [log_scales], "lr": bases[1], "base_lr": bases[1]}]
     if fused is None:
         groups.insert(0, {"params": [flat], "lr": bases[0], "base_lr": bases[0]})
