@@ -90,10 +90,12 @@ class LatentSettings:
     synth_width: int = 24  #: the synthesis MLP: levels -> width (x layers) -> C, ReLU
     synth_layers: int = 2
     mlp_lr_factor: float = 0.5  #: the MLP and the rate model learn at this share of the fit's rate
-    #: where a CPU step's batch covers less than this share of the image, the latents learn faster
-    #: (codec.encoding.latent.latent_lr_scale), by (this share / the batch's) ** latent_lr_exponent
+    #: a fit on CPU batches with fewer steps than latent_lr_steps, or a batch covering less of the image
+    #: than latent_lr_share, moves its latents at a higher rate, at most latent_lr_max x the fit's
+    #: (codec.encoding.latent.latent_lr_scale)
+    latent_lr_steps: int = 1200
     latent_lr_share: float = 1 / 6
-    latent_lr_exponent: float = 1.0
+    latent_lr_max: float = 4.0
     final_fraction: float = 0.05  #: share of the steps on rounded latents and quantized synthesis weights
     synth_step: float = 2.0**-8  #: quantization step of the MLP's hidden layers ...
     synth_output_step: float = 2.0**-6  #: ... and of its output layer
@@ -137,8 +139,8 @@ class LatentSettings:
             raise OptionError(f"final_fraction must be in [0, 1), got {self.final_fraction}")
         if self.control_every < 1 or self.cpu_batch_pixels < 1 or self.synth_choice_pixels < 1:
             raise OptionError("control_every, cpu_batch_pixels and synth_choice_pixels must be positive")
-        if not (0 < self.latent_lr_share <= 1 and 0 <= self.latent_lr_exponent <= 2):
-            raise OptionError("latent_lr_share must be in (0, 1] and latent_lr_exponent in [0, 2]")
+        if not (self.latent_lr_steps >= 1 and 0 < self.latent_lr_share <= 1 and 1 <= self.latent_lr_max <= 64):
+            raise OptionError("latent_lr_steps must be positive, latent_lr_share in (0, 1] and latent_lr_max in [1, 64]")
         if not 0 < self.cpu_batch_share <= 1:
             raise OptionError(f"cpu_batch_share must be in (0, 1], got {self.cpu_batch_share}")
         return self

@@ -835,20 +835,22 @@ def test_a_rounded_file_over_the_budget_is_rounded_again_at_a_higher_lambda():
     assert all(torch.equal(g, torch.round(g)) for g in model.latents)
 
 
-def test_latents_learn_faster_where_a_batch_covers_a_small_share_of_the_image():
+def test_latents_learn_faster_in_short_fits_and_where_a_batch_covers_a_small_share_of_the_image():
     from codec.config import LatentSettings
     from codec.encoding.latent import batch_pixels, latent_lr_scale
 
-    def scale(width, height, settings=LatentSettings()):
+    def scale(width, height, steps, settings=LatentSettings()):
         n = width * height
-        return latent_lr_scale(n, batch_pixels(n, None, "cpu", settings), settings)
+        return latent_lr_scale(n, batch_pixels(n, None, "cpu", settings), steps, settings)
 
-    assert scale(768, 512) == 1.0 and scale(512, 512) == 1.0 and scale(96, 64) == 1.0  # as tuned
-    assert scale(1024, 768) == pytest.approx(2.0)
-    assert scale(2268, 1512) == pytest.approx(4.0, rel=1e-3)  # the batch is 1/24 of a large photo
-    assert scale(4000, 3000) == pytest.approx(4.0, rel=1e-3)
-    assert scale(2268, 1512, LatentSettings(latent_lr_exponent=0.5)) == pytest.approx(2.0, rel=1e-3)
-    assert latent_lr_scale(4000 * 3000, 4000 * 3000) == 1.0  # a whole-image batch (a GPU's)
-    for bad in ({"latent_lr_share": 0.0}, {"latent_lr_exponent": -1.0}):
+    assert scale(768, 512, 3083) == 1.0 and scale(768, 512, 1200) == 1.0  # the default effort: as tuned
+    assert scale(768, 512, 600) == pytest.approx(2.0)  # effort 3
+    assert scale(768, 512, 130) == 4.0  # effort 2: at most latent_lr_max
+    assert scale(2268, 1512, 513) == 4.0  # a 3.4 MP photo: 1/24 of it a batch, ~500 steps
+    assert scale(2268, 1512, 4800) == 1.0  # a long fit of it: no boost
+    assert scale(1404, 936, 1248) == pytest.approx(1200 / 1248 * math.sqrt(1404 * 936 / 6 / 65536), rel=1e-6)
+    assert scale(512, 512, 100, LatentSettings(latent_lr_max=2.0)) == 2.0
+    assert latent_lr_scale(96 * 64, 96 * 64, 40) == 1.0  # whole-image batches (small images, a GPU)
+    for bad in ({"latent_lr_share": 0.0}, {"latent_lr_max": 0.5}, {"latent_lr_steps": 0}):
         with pytest.raises(OptionError):
             LatentSettings(**bad).validated()

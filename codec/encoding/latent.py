@@ -124,13 +124,17 @@ def batch_pixels(pixels: int, given: int | None, device_type: str, settings: Lat
     return min(pixels, max(settings.cpu_batch_pixels, math.ceil(pixels * settings.cpu_batch_share)))
 
 
-def latent_lr_scale(pixels: int, batch_pixels: int, settings: LatentSettings = DEFAULTS) -> float:
-    """The latents' learning rate as a multiple of the fit's: where a step's batch covers less than
-    settings.latent_lr_share of the image, (that share / the batch's share) ** settings.latent_lr_exponent.
-    Adam moves a latent that a share p of the steps sample (the finest grid's) by about lr x sqrt(p) a step,
-    and a larger image also gets fewer steps; the learning rate was tuned where the batch covers that share."""
-    share = min(1.0, batch_pixels / pixels)
-    return max(1.0, settings.latent_lr_share / share) ** settings.latent_lr_exponent
+def latent_lr_scale(pixels: int, batch_pixels: int, steps: int, settings: LatentSettings = DEFAULTS) -> float:
+    """The latents' learning rate as a multiple of the fit's, for a fit of `steps` steps on batches of
+    `batch_pixels` of the image's `pixels`: 1 for whole-image batches; else (latent_lr_steps / steps) x
+    sqrt(latent_lr_share / the batch's share), within [1, latent_lr_max]. Adam moves a latent that a
+    share p of the steps sample (the finest grid's) by about lr x sqrt(p) a step, so a fit's latents travel
+    about steps x lr x sqrt(p): the rate keeps that at least what the fits the rate was tuned on get."""
+    share = batch_pixels / pixels
+    if share >= 1:
+        return 1.0
+    scale = settings.latent_lr_steps / max(1, steps) * math.sqrt(settings.latent_lr_share / share)
+    return min(settings.latent_lr_max, max(1.0, scale))
 
 
 def seconds_per_step(batch_pixels: int, latents: int, sampling: int = bitstream.BILINEAR) -> float:
@@ -313,7 +317,7 @@ def fit(model: LatentGridInr, coords: torch.Tensor, target: torch.Tensor, *, ste
     all_pixels = np.arange(n_pix, dtype=np.int64) if full_batch and on_cpu else None
     mlp = list(model.layers.parameters())
     log_scales = torch.zeros(levels, NEIGHBOUR_CLASSES, device=coords.device, requires_grad=True)
-    bases = (lr * latent_lr_scale(n_pix, batch_pixels, s), lr * s.mlp_lr_factor)
+    bases = (lr * latent_lr_scale(n_pix, batch_pixels, steps, s), lr * s.mlp_lr_factor)
     groups = [{"params": mlp + [log_scales], "lr": bases[1], "base_lr": bases[1]}]
     if fused is None:
         groups.insert(0, {"params": [flat], "lr": bases[0], "base_lr": bases[0]})
