@@ -129,7 +129,8 @@ def latent_lr_scale(pixels: int, batch_pixels: int, steps: int, settings: Latent
     `batch_pixels` of the image's `pixels`: 1 for whole-image batches; else (latent_lr_steps / steps) x
     sqrt(latent_lr_share / the batch's share), within [1, latent_lr_max]. Adam moves a latent that a
     share p of the steps sample (the finest grid's) by about lr x sqrt(p) a step, so a fit's latents travel
-    about steps x lr x sqrt(p): the rate keeps that at least what the fits the rate was tuned on get."""
+    about steps x lr x sqrt(p); the scale keeps that at least what it is in the fits the rate was tuned on
+    (latent_lr_steps steps or more, latent_lr_share of the image a batch)."""
     share = batch_pixels / pixels
     if share >= 1:
         return 1.0
