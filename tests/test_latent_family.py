@@ -854,3 +854,25 @@ def test_latents_learn_faster_in_short_fits_and_where_a_batch_covers_a_small_sha
     for bad in ({"latent_lr_share": 0.0}, {"latent_lr_max": 0.5}, {"latent_lr_steps": 0}):
         with pytest.raises(OptionError):
             LatentSettings(**bad).validated()
+
+
+def test_compiling_the_cpu_kernels_counts_against_neither_the_plan_nor_the_time_cap(monkeypatch):
+    """A machine's first encode compiles the CPU step (tens of seconds): a short budget must still get its
+    planned steps and the bytes of any later encode, not a flat image from a fit cut before its first step."""
+    import time
+
+    from codec.encoding import latent as latent_encoder
+
+    pixels = smooth_image(40, 56, 3, seed=5)
+    cfg = EncoderConfig(arch="latent", bpp=6.0, time_budget=3.0, device="cpu")  # plans the fewest steps
+    warm = latent_encoder.warm_up
+
+    def slow_first_compile() -> float:  # as the first encode after installing: the compile outlasts the budget
+        time.sleep(3.5)
+        return warm() + 3.5
+
+    later = encode_pixels(pixels, cfg)
+    monkeypatch.setattr(latent_encoder, "warm_up", slow_first_compile)
+    first = encode_pixels(pixels, cfg)
+    assert first.steps == later.steps >= latent_encoder.MIN_PLANNED_STEPS and not first.time_capped
+    assert first.data == later.data

@@ -422,12 +422,12 @@ def encode(pixels: np.ndarray, cfg: EncoderConfig) -> EncodeResult:
         raise OptionError(f"a {width}x{height} image needs {grid.values()} latent values, more than decoders accept by "
                           f"default ({latent_limit(width, height)}); use --arch siren")
     batch = batch_pixels(width * height, cfg.batch_pixels, device.type, s)
-    # the CPU step's kernels, compiled on a machine's first encode (then loaded from numba's cache): the time
-    # they took is spent, so the plan leaves it out
+    # the CPU step's kernels, compiled on a machine's first encode (then loaded from numba's cache): that time
+    # counts neither in the plan nor against the time cap, so the first encode gives the bytes of the next
     ready = warm_up() if device.type == "cpu" else 0.0
     plan = plan_steps(cfg, device_type=device.type, seconds_per_step=seconds_per_step(batch, grid.values(), grid.sampling),
-                      min_steps=MIN_PLANNED_STEPS, pixels=width * height, fixed_seconds=fixed_seconds(width * height) + ready)
-    deadline = None if plan.time_cap is None else t0 + plan.time_cap
+                      min_steps=MIN_PLANNED_STEPS, pixels=width * height, fixed_seconds=fixed_seconds(width * height))
+    deadline = None if plan.time_cap is None else t0 + ready + plan.time_cap
     budget_bytes = cfg.budget_bytes(width, height)
     torch.manual_seed(cfg.seed)
     model = new_model(channels, grid, s).to(device)
